@@ -1,0 +1,28 @@
+# Finds every external dependency once; rooms link the imported targets.
+find_package(Torch REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(Boost REQUIRED COMPONENTS program_options)
+find_package(Threads REQUIRED)
+
+# HDF5 as one imported target (FindHDF5 only gives variables on CMake < 3.19).
+if(NOT TARGET lmt_hdf5)
+  add_library(lmt_hdf5 INTERFACE)
+  target_include_directories(lmt_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
+  target_link_libraries(lmt_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+  target_compile_definitions(lmt_hdf5 INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
+endif()
+
+# NCCL: compiled when CUDA's runtime and NCCL are both found (here under /usr/local/cuda).
+set(LMT_HAVE_NCCL OFF)
+if(LMT_WITH_NCCL)
+  find_package(CUDAToolkit QUIET)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include $ENV{NCCL_HOME}/include)
+  find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64 $ENV{NCCL_HOME}/lib)
+  if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    set(LMT_HAVE_NCCL ON)
+    message(STATUS "lmt: NCCL communicator enabled (${NCCL_LIBRARY})")
+  else()
+    message(STATUS "lmt: NCCL communicator disabled (CUDA toolkit or NCCL not found)")
+  endif()
+endif()

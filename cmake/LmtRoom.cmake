@@ -1,0 +1,32 @@
+# lmt_add_room(NAME SOURCES ... DEPENDS ...): one static library per top-level folder.
+# Public headers live in ROOM/include/lmt/ROOM/ and are included as <lmt/ROOM/x.h>.
+set(LMT_WARNINGS -Wall -Wextra)
+
+# The project's torch header set, precompiled once and reused by every target.
+if(LMT_PCH AND NOT TARGET lmt_pch)
+  add_library(lmt_pch OBJECT ${PROJECT_SOURCE_DIR}/cmake/pch.cpp)
+  target_link_libraries(lmt_pch PUBLIC torch)
+  target_compile_options(lmt_pch PRIVATE ${LMT_WARNINGS})
+  target_precompile_headers(lmt_pch PRIVATE ${PROJECT_SOURCE_DIR}/cmake/lmt_torch.h)
+endif()
+
+function(lmt_use_pch target)
+  if(LMT_PCH)
+    target_precompile_headers(${target} REUSE_FROM lmt_pch)
+  endif()
+endfunction()
+
+function(lmt_add_room name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS;PRIVATE_DEPENDS" ${ARGN})
+  add_library(lmt_${name} STATIC ${ARG_SOURCES})
+  add_library(lmt::${name} ALIAS lmt_${name})
+  target_include_directories(lmt_${name} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(lmt_${name} PUBLIC ${ARG_DEPENDS} PRIVATE ${ARG_PRIVATE_DEPENDS})
+  target_compile_options(lmt_${name} PRIVATE ${LMT_WARNINGS})
+  set_target_properties(lmt_${name} PROPERTIES EXPORT_NAME ${name})
+  lmt_use_pch(lmt_${name})
+  set_property(GLOBAL APPEND PROPERTY LMT_ROOMS lmt_${name})
+  install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endfunction()
