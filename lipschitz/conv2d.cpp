@@ -1,0 +1,163 @@
+// lmt::lipschitz: BoundedConv2d, a 2-D convolution on a fixed input size (optionally folded with
+// the batch-norm after it); power iteration via conv / conv_transpose, sound bound via FFT.
+#include <cmath>
+
+#include <lmt/lipschitz/layers.h>
+
+#include "spectral.h"
+
+namespace lmt::lipschitz {
+
+namespace {
+std::string conv_name(const BoundedConv2dOptions& o) {
+  return "BoundedConv2d(" + std::to_string(o.in_channels()) + "->" +
+         std::to_string(o.out_channels()) + ", k=" + std::to_string(o.kernel_size()) +
+         ", s=" + std::to_string(o.stride()) + ", p=" + std::to_string(o.padding()) +
+         ", g=" + std::to_string(o.groups()) + ", input " + std::to_string(o.input_height()) +
+         "x" + std::to_string(o.input_width()) + ")";
+}
+}  // namespace
+
+BoundedConv2dImpl::BoundedConv2dImpl(const BoundedConv2dOptions& options_) : options(options_) {
+  const auto& o = options;
+  if (o.in_channels() <= 0 || o.out_channels() <= 0 || o.kernel_size() <= 0 ||
+      o.stride() <= 0 || o.padding() < 0 || o.groups() <= 0) {
+    throw BoundError(conv_name(o) + ": channels, kernel, stride, groups must be positive and "
+                     "padding non-negative");
+  }
+  if (o.in_channels() % o.groups() != 0 || o.out_channels() % o.groups() != 0) {
+    throw BoundError(conv_name(o) + ": groups must divide in_channels and out_channels");
+  }
+  if (o.input_height() + 2 * o.padding() < o.kernel_size() ||
+      o.input_width() + 2 * o.padding() < o.kernel_size()) {
+    throw BoundError(conv_name(o) + ": the kernel does not fit the padded input");
+  }
+  reset();
+}
+
+void BoundedConv2dImpl::reset() {
+  const auto& o = options;
+  const int64_t k = o.kernel_size();
+  weight = register_parameter("weight",
+                              at::empty({o.out_channels(), o.in_channels() / o.groups(), k, k}));
+  if (o.bias()) {
+    bias = register_parameter("bias", at::empty({o.out_channels()}));
+  } else {
+    bias = register_parameter("bias", at::Tensor(), /*requires_grad=*/false);
+  }
+  pi_u = register_buffer("pi_u", at::empty({1, o.in_channels(), o.input_height(), o.input_width()}));
+  at::NoGradGuard no_grad;
+  // torch::nn::Conv2d: kaiming_uniform(a = sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(o.in_channels() / o.groups() * k * k));
+  weight.uniform_(-bound, bound);
+  if (bias.defined()) bias.uniform_(-bound, bound);
+  pi_u.copy_(detail::normalized(at::randn(pi_u.sizes())));
+}
+
+int64_t BoundedConv2dImpl::output_height() const {
+  return (options.input_height() + 2 * options.padding() - options.kernel_size()) /
+             options.stride() + 1;
+}
+
+int64_t BoundedConv2dImpl::output_width() const {
+  return (options.input_width() + 2 * options.padding() - options.kernel_size()) /
+             options.stride() + 1;
+}
+
+at::Tensor BoundedConv2dImpl::forward(const at::Tensor& x) {
+  if (x.dim() != 4 || x.size(1) != options.in_channels() || x.size(2) != options.input_height() ||
+      x.size(3) != options.input_width()) {
+    throw BoundError(conv_name(options) + ": expected input [N, " +
+                     std::to_string(options.in_channels()) + ", " +
+                     std::to_string(options.input_height()) + ", " +
+                     std::to_string(options.input_width()) + "], got " + c10::str(x.sizes()));
+  }
+  return at::conv2d(x, weight, bias, options.stride(), options.padding(), 1, options.groups());
+}
+
+void BoundedConv2dImpl::attach_batch_norm(torch::nn::BatchNorm2d bn) {
+  if (bn.is_empty()) throw BoundError(conv_name(options) + ": attach_batch_norm got an empty bn");
+  if (bn->options.num_features() != options.out_channels()) {
+    throw BoundError(conv_name(options) + ": attached BatchNorm2d has " +
+                     std::to_string(bn->options.num_features()) + " features, expected " +
+                     std::to_string(options.out_channels()));
+  }
+  if (!bn->options.track_running_stats()) {
+    throw BoundError(conv_name(options) +
+                     ": attached BatchNorm2d must track running statistics (the bound uses them)");
+  }
+  batch_norm_ = std::move(bn);
+}
+
+at::Tensor BoundedConv2dImpl::batch_norm_scale() const {
+  if (!has_batch_norm()) return at::Tensor();
+  const auto& bn = *batch_norm_;
+  at::Tensor inv_std = (bn.running_var.detach() + bn.options.eps()).rsqrt();
+  return bn.options.affine() ? bn.weight * inv_std : inv_std;
+}
+
+at::Tensor BoundedConv2dImpl::apply_operator(const at::Tensor& u) const {
+  at::Tensor y = at::conv2d(u, weight.to(u.scalar_type()), {}, options.stride(),
+                            options.padding(), 1, options.groups());
+  if (has_batch_norm()) y = y * batch_norm_scale().to(u.scalar_type()).view({1, -1, 1, 1});
+  return y;
+}
+
+at::Tensor BoundedConv2dImpl::apply_adjoint(const at::Tensor& v) const {
+  at::Tensor x = v;
+  if (has_batch_norm()) x = x * batch_norm_scale().to(v.scalar_type()).view({1, -1, 1, 1});
+  const int64_t k = options.kernel_size(), s = options.stride(), p = options.padding();
+  // conv_transpose2d yields (Ho-1)s - 2p + k; output_padding restores the true input size.
+  const int64_t pad_h = options.input_height() - ((output_height() - 1) * s - 2 * p + k);
+  const int64_t pad_w = options.input_width() - ((output_width() - 1) * s - 2 * p + k);
+  return at::conv_transpose2d(x, weight.to(v.scalar_type()), {}, s, p, {pad_h, pad_w},
+                              options.groups(), 1);
+}
+
+void BoundedConv2dImpl::power_iteration_step(int iterations) {
+  at::NoGradGuard no_grad;
+  at::Tensor u = pi_u.to(weight.scalar_type());
+  for (int i = 0; i < iterations; ++i) {
+    at::Tensor v = detail::normalized(apply_operator(u));
+    u = detail::normalized(apply_adjoint(v));
+  }
+  pi_u.copy_(u);
+}
+
+at::Tensor BoundedConv2dImpl::spectral_norm(BoundMode mode) {
+  switch (mode) {
+    case BoundMode::kTrain:
+      return apply_operator(pi_u.detach().to(weight.scalar_type())).norm();
+    case BoundMode::kEstimate:
+      return detail::converged_norm(
+          pi_u.to(at::kFloat), [&](const at::Tensor& u) { return apply_operator(u); },
+          [&](const at::Tensor& v) { return apply_adjoint(v); });
+    case BoundMode::kSound: {
+      // Sedghi et al. 2019: the zero-padded conv is a restriction of the circular conv on the
+      // (H+2p) x (W+2p) grid (a stride only subsamples its output, norm <= 1). The circular
+      // conv's singular values are those of the per-frequency matrices K^(u,v) [out/g, in/g];
+      // a real kernel has K^(-u,-v) = conj K^(u,v), so the half spectrum of rfft2 suffices.
+      at::NoGradGuard no_grad;
+      at::Tensor w = weight.detach().to(at::kDouble);
+      if (has_batch_norm()) {
+        w = w * batch_norm_scale().detach().to(at::kDouble).abs().view({-1, 1, 1, 1});
+      }
+      const int64_t g = options.groups(), k = options.kernel_size();
+      const int64_t n1 = options.input_height() + 2 * options.padding();
+      const int64_t n2 = options.input_width() + 2 * options.padding();
+      at::Tensor wg = w.view({g, options.out_channels() / g, options.in_channels() / g, k, k});
+      at::Tensor spectrum = at::fft_rfft2(wg, c10::IntArrayRef{n1, n2}, {-2, -1});
+      spectrum = spectrum.permute({0, 3, 4, 1, 2});  // [g, n1, n2/2+1, out/g, in/g]
+      double sigma = 0.0;
+      for (int64_t row = 0; row < n1; ++row) {  // row by row to bound the memory
+        at::Tensor sv = at::linalg_svdvals(spectrum.select(1, row));
+        sigma = std::max(sigma, sv.max().item<double>());
+      }
+      return detail::with_rounding_allowance(at::scalar_tensor(sigma, at::kDouble),
+                                             w.abs().sum().item<double>());
+    }
+  }
+  throw BoundError(conv_name(options) + ": unknown BoundMode");
+}
+
+}  // namespace lmt::lipschitz

@@ -1,0 +1,25 @@
+// lmt::lipschitz (private): shared numerics of the spectral operators, the power-iteration
+// normalisation, the converged estimate loop and the float64 rounding allowance of sound bounds.
+#pragma once
+
+#include <functional>
+
+#include <ATen/ATen.h>
+
+namespace lmt::lipschitz::detail {
+
+// x / max(||x||, 1e-12), as torch.nn.functional.normalize does.
+at::Tensor normalized(const at::Tensor& x);
+
+// Power iteration run to convergence from a copy of u: returns ||A u|| at the fixed point.
+// apply / adjoint are A and A^T. Stops when sigma changes by < 1e-7 relative, or after
+// max_iterations.
+at::Tensor converged_norm(const at::Tensor& u, const std::function<at::Tensor(const at::Tensor&)>& apply,
+                          const std::function<at::Tensor(const at::Tensor&)>& adjoint,
+                          int max_iterations = 5000);
+
+// sigma * (1 + 1e-9) + 1e-12 * scale: covers float64 rounding of the SVD/FFT (errors of order
+// 1e-16 * log(n) * scale, scale = sum |w|).
+at::Tensor with_rounding_allowance(const at::Tensor& sigma, double scale);
+
+}  // namespace lmt::lipschitz::detail
