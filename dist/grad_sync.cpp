@@ -1,0 +1,210 @@
+// GradSync: bucket planning, autograd post hooks on each parameter's grad accumulator that
+// launch a bucket's all-reduce when its last gradient lands, and the finish() that waits and
+// writes the averages back. Buckets are launched strictly in bucket order on every rank so that
+// collectives match across ranks even when gradients arrive in different orders.
+#include <lmt/dist/error.h>
+#include <lmt/dist/grad_sync.h>
+
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+#include <mutex>
+
+namespace lmt::dist {
+
+std::vector<GradBucket> plan_buckets(const std::vector<at::Tensor>& params, size_t first_bytes,
+                                     size_t cap_bytes) {
+  std::vector<GradBucket> buckets;
+  GradBucket current;
+  at::Device device = at::kCPU;
+  auto close = [&] {
+    if (!current.params.empty()) buckets.push_back(std::move(current));
+    current = GradBucket();
+  };
+  for (size_t k = params.size(); k-- > 0;) {
+    const at::Tensor& p = params[k];
+    const size_t bytes = static_cast<size_t>(p.numel()) * p.element_size();
+    const size_t cap = buckets.empty() ? first_bytes : cap_bytes;
+    if (!current.params.empty() &&
+        (p.scalar_type() != current.dtype || p.device() != device || current.bytes + bytes > cap)) {
+      close();
+    }
+    if (current.params.empty()) {
+      current.dtype = p.scalar_type();
+      device = p.device();
+    }
+    current.params.push_back(k);
+    current.offsets.push_back(current.numel);
+    current.numel += p.numel();
+    current.bytes += bytes;
+  }
+  close();
+  return buckets;
+}
+
+struct GradSync::State {
+  std::shared_ptr<Communicator> comm;
+  std::vector<at::Tensor> params;  // trainable parameters, constructor order
+  GradSyncOptions options;
+  std::vector<GradBucket> buckets;
+  std::vector<std::pair<size_t, size_t>> where;  // param -> (bucket, slot)
+  std::vector<at::Tensor> flats;
+  std::vector<std::shared_ptr<Work>> works;
+  std::vector<size_t> pending;  // per bucket: gradients still to come this step
+  std::vector<char> ready;      // per param
+  size_t next_launch = 0;
+  bool arrived_twice = false;
+  std::mutex mu;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hook_keys;
+
+  void reset_step() {
+    std::fill(ready.begin(), ready.end(), 0);
+    for (size_t b = 0; b < buckets.size(); ++b) pending[b] = buckets[b].params.size();
+    works.assign(buckets.size(), nullptr);
+    next_launch = 0;
+    arrived_twice = false;
+  }
+
+  // Called with mu held. Copies the bucket's gradients (zeros for those that did not arrive)
+  // into its flat buffer and starts the averaging all-reduce.
+  void launch(size_t b) {
+    at::NoGradGuard no_grad;
+    const GradBucket& bucket = buckets[b];
+    at::Tensor& flat = flats[b];
+    for (size_t s = 0; s < bucket.params.size(); ++s) {
+      const size_t i = bucket.params[s];
+      at::Tensor slot = flat.narrow(0, bucket.offsets[s], params[i].numel());
+      const at::Tensor& g = params[i].grad();
+      if (g.defined() && (ready[i] || !options.overlap())) {
+        slot.copy_(g.reshape(-1));
+      } else {
+        slot.zero_();
+      }
+    }
+    works[b] = comm->all_reduce_async(flat, ReduceOp::kAvg);
+  }
+
+  void on_grad_ready(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (ready[i]) {
+      arrived_twice = true;
+      return;
+    }
+    ready[i] = 1;
+    --pending[where[i].first];
+    while (next_launch < buckets.size() && pending[next_launch] == 0) launch(next_launch++);
+  }
+};
+
+namespace {
+
+class GradReadyHook : public torch::autograd::FunctionPostHook {
+ public:
+  GradReadyHook(std::weak_ptr<GradSync::State> state, size_t index)
+      : state_(std::move(state)), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list&) override {
+    if (auto state = state_.lock()) state->on_grad_ready(index_);
+    return outputs;
+  }
+
+ private:
+  std::weak_ptr<GradSync::State> state_;
+  size_t index_;
+};
+
+}  // namespace
+
+GradSync::GradSync(std::shared_ptr<Communicator> comm, std::vector<at::Tensor> params,
+                   GradSyncOptions options)
+    : state_(std::make_shared<State>()) {
+  if (!comm) throw DistError("GradSync: communicator is null");
+  State& s = *state_;
+  s.comm = std::move(comm);
+  s.options = options;
+  for (auto& p : params) {
+    if (p.defined() && p.requires_grad()) s.params.push_back(p);
+  }
+  s.buckets = plan_buckets(s.params, options.first_bucket_bytes(), options.bucket_cap_bytes());
+  s.where.resize(s.params.size());
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    const GradBucket& bucket = s.buckets[b];
+    for (size_t k = 0; k < bucket.params.size(); ++k) s.where[bucket.params[k]] = {b, k};
+    if (s.comm->size() > 1) {
+      s.flats.push_back(at::empty({bucket.numel}, s.params[bucket.params[0]].options()
+                                                      .requires_grad(false)));
+    }
+  }
+  s.ready.resize(s.params.size());
+  s.pending.resize(s.buckets.size());
+  s.reset_step();
+  if (s.comm->size() == 1 || !options.overlap()) return;
+  for (size_t i = 0; i < s.params.size(); ++i) {
+    auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
+    if (!acc) {
+      throw DistError("GradSync: parameter " + std::to_string(i) +
+                      " is not a leaf that accumulates gradients");
+    }
+    s.hook_keys.push_back(
+        acc->add_post_hook(std::make_unique<GradReadyHook>(std::weak_ptr<State>(state_), i)));
+    s.accumulators.push_back(std::move(acc));
+  }
+}
+
+GradSync::~GradSync() {
+  State& s = *state_;
+  for (size_t i = 0; i < s.accumulators.size(); ++i) {
+    s.accumulators[i]->del_post_hook(s.hook_keys[i]);
+  }
+  // Let in-flight collectives land before their buffers go away.
+  for (auto& w : s.works) {
+    if (w) {
+      try {
+        w->wait();
+      } catch (...) {
+      }
+    }
+  }
+}
+
+void GradSync::finish() {
+  State& s = *state_;
+  at::NoGradGuard no_grad;
+  if (s.comm->size() == 1) {
+    for (auto& p : s.params) {
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    }
+    return;
+  }
+  std::unique_lock<std::mutex> lock(s.mu);
+  if (s.arrived_twice) {
+    for (size_t b = s.next_launch; b < s.buckets.size(); ++b) s.launch(b);  // keep ranks matched
+    for (auto& w : s.works) w->wait();
+    s.reset_step();
+    throw DistError("GradSync: a gradient arrived twice before finish(); call finish() after "
+                    "every backward (gradient accumulation is not supported)");
+  }
+  while (s.next_launch < s.buckets.size()) s.launch(s.next_launch++);
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    s.works[b]->wait();
+    const GradBucket& bucket = s.buckets[b];
+    for (size_t k = 0; k < bucket.params.size(); ++k) {
+      at::Tensor& p = s.params[bucket.params[k]];
+      at::Tensor mean = s.flats[b].narrow(0, bucket.offsets[k], p.numel()).view(p.sizes());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(mean);
+      } else {
+        p.mutable_grad() = mean.clone();
+      }
+    }
+  }
+  s.reset_step();
+}
+
+const std::vector<GradBucket>& GradSync::buckets() const { return state_->buckets; }
+const GradSyncOptions& GradSync::options() const { return state_->options; }
+
+}  // namespace lmt::dist

@@ -1,0 +1,85 @@
+// The collective-communication interface every rank uses (MPI for CPU tensors, NCCL for CUDA
+// tensors), its options, and small helpers for control messages (strings, doubles).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lmt::dist {
+
+enum class ReduceOp { kSum, kAvg, kMax, kMin };
+
+// A pending asynchronous collective. wait() blocks until the result is in the tensor (for
+// NCCL: until the current CUDA stream is ordered after it) and throws DistError on failure.
+class Work {
+ public:
+  virtual ~Work();
+  virtual void wait() = 0;
+};
+
+// Collectives over all ranks of the job, issued by every rank in the same order. Tensors are
+// reduced in place; they must live on the communicator's device (CPU for MPI).
+// Every collective is watched: one that does not finish within the timeout prints
+// "lmt: rank R: collective NAME did not complete within T s; a peer rank failed or is hung"
+// and aborts the whole job (MPI_Abort), so no rank ever hangs.
+class Communicator {
+ public:
+  virtual ~Communicator();
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::kSum) = 0;
+  virtual std::shared_ptr<Work> all_reduce_async(at::Tensor& t, ReduceOp op = ReduceOp::kSum) = 0;
+  virtual void broadcast(at::Tensor& t, int root = 0) = 0;
+  // Returns [size, ...t.shape], row r holding rank r's tensor.
+  virtual at::Tensor all_gather(const at::Tensor& t) = 0;
+  virtual void barrier() = 0;
+  virtual std::string backend() const = 0;  // "mpi" or "nccl"
+};
+
+// How asynchronous MPI collectives make progress while the caller computes.
+enum class MpiProgress {
+  kThread,      // a dedicated communication thread runs each collective (needs THREAD_MULTIPLE)
+  kNonblocking  // MPI_Iallreduce from the caller; progress only inside MPI calls (wait/test)
+};
+
+struct CommOptions {
+  CommOptions& timeout(std::chrono::seconds s) { timeout_ = s; return *this; }
+  CommOptions& progress(MpiProgress p) { progress_ = p; return *this; }
+  std::chrono::seconds timeout() const { return timeout_; }
+  MpiProgress progress() const { return progress_; }
+
+ private:
+  std::chrono::seconds timeout_{300};
+  MpiProgress progress_ = MpiProgress::kThread;
+};
+
+// An MPI communicator over a duplicate of MPI_COMM_WORLD (collective: every rank calls it).
+// Falls back to MpiProgress::kNonblocking when MPI was not given MPI_THREAD_MULTIPLE.
+std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options = CommOptions());
+
+// True when this build has the NCCL communicator and a CUDA device is visible.
+bool nccl_available();
+
+// Control messages: every rank calls these with its own value.
+std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& s);
+std::string broadcast_string(Communicator& comm, std::string s, int root = 0);
+std::vector<double> all_reduce_doubles(Communicator& comm, std::vector<double> values,
+                                       ReduceOp op = ReduceOp::kSum);
+
+}  // namespace lmt::dist
+
+#if defined(LMT_HAVE_NCCL) && LMT_HAVE_NCCL
+namespace lmt::dist {
+// An NCCL communicator for CUDA tensors on device local_rank % device_count. The ncclUniqueId
+// is broadcast over `control` (MPI), which also carries every CPU-tensor collective. NCCL runs
+// on its own stream, ordered after the caller's current stream by an event; a watchdog polls
+// ncclCommGetAsyncError and calls ncclCommAbort (then MPI_Abort) on error or timeout.
+std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<Communicator> control,
+                                                     int local_rank,
+                                                     CommOptions options = CommOptions());
+}  // namespace lmt::dist
+#endif

@@ -1,0 +1,252 @@
+// The MPI communicator for CPU tensors. Collectives run either on a dedicated communication
+// thread (so an async all-reduce progresses while backward computes) or, without
+// MPI_THREAD_MULTIPLE, as nonblocking MPI calls from the caller. Every one is watched.
+#include <lmt/dist/communicator.h>
+#include <lmt/dist/error.h>
+
+#include <mpi.h>
+
+#include <climits>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "collective_watchdog.h"
+
+namespace lmt::dist {
+namespace {
+
+MPI_Datatype mpi_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kInt: return MPI_INT32_T;
+    case at::kLong: return MPI_INT64_T;
+    case at::kShort: return MPI_INT16_T;
+    case at::kChar: return MPI_INT8_T;
+    case at::kByte: return MPI_UINT8_T;
+    default:
+      throw DistError(std::string("MPI all_reduce: dtype ") + c10::toString(t) +
+                      " is not supported (use float, double or an integer type)");
+  }
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kMin: return MPI_MIN;
+    default: return MPI_SUM;  // kAvg = sum, then divide
+  }
+}
+
+int checked_count(int64_t n, const char* what) {
+  if (n > INT_MAX) {
+    throw DistError(std::string("MPI ") + what + ": " + std::to_string(n) +
+                    " elements exceed MPI's int count; split the tensor");
+  }
+  return static_cast<int>(n);
+}
+
+void check_cpu(const at::Tensor& t, const char* what) {
+  if (!t.defined() || !t.device().is_cpu()) {
+    throw DistError(std::string("MPI ") + what + ": expected a defined CPU tensor");
+  }
+}
+
+class ThreadWork : public Work {
+ public:
+  explicit ThreadWork(std::shared_future<void> done) : done_(std::move(done)) {}
+  void wait() override { done_.get(); }
+
+ private:
+  std::shared_future<void> done_;
+};
+
+class MpiCommunicator : public Communicator {
+ public:
+  explicit MpiCommunicator(CommOptions options) : options_(options) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    int level = 0;
+    MPI_Query_thread(&level);
+    threaded_ = options.progress() == MpiProgress::kThread && level >= MPI_THREAD_MULTIPLE;
+    watchdog_ = std::make_unique<CollectiveWatchdog>(rank_, options.timeout());
+    if (threaded_) worker_ = std::thread([this] { serve(); });
+  }
+
+  ~MpiCommunicator() override {
+    if (threaded_) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      worker_.join();
+    }
+    watchdog_.reset();
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op) override { all_reduce_async(t, op)->wait(); }
+
+  std::shared_ptr<Work> all_reduce_async(at::Tensor& t, ReduceOp op) override {
+    check_cpu(t, "all_reduce");
+    if (op == ReduceOp::kAvg && !at::isFloatingType(t.scalar_type())) {
+      throw DistError("MPI all_reduce: kAvg needs a floating-point tensor, got " +
+                      std::string(c10::toString(t.scalar_type())));
+    }
+    MPI_Datatype type = mpi_type(t.scalar_type());
+    at::Tensor target = t;
+    at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
+    int count = checked_count(buf.numel(), "all_reduce");
+    auto finish = [this, op, target, buf]() mutable {
+      if (op == ReduceOp::kAvg) buf.div_(size_);
+      if (!buf.is_same(target)) target.copy_(buf);
+    };
+    if (threaded_) {
+      return std::make_shared<ThreadWork>(submit("all_reduce", [=]() mutable {
+        MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_);
+        finish();
+      }));
+    }
+    auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish));
+    MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_, &work->request);
+    return work;
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    check_cpu(t, "broadcast");
+    if (root < 0 || root >= size_) {
+      throw DistError("MPI broadcast: root " + std::to_string(root) + " is not a rank of " +
+                      std::to_string(size_));
+    }
+    at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
+    int count = checked_count(buf.nbytes(), "broadcast");
+    run("broadcast", [&] { MPI_Bcast(buf.data_ptr(), count, MPI_BYTE, root, comm_); });
+    if (!buf.is_same(t)) t.copy_(buf);
+  }
+
+  at::Tensor all_gather(const at::Tensor& t) override {
+    check_cpu(t, "all_gather");
+    at::Tensor in = t.contiguous();
+    std::vector<int64_t> shape{size_};
+    shape.insert(shape.end(), t.sizes().begin(), t.sizes().end());
+    at::Tensor out = at::empty(shape, t.options());
+    int count = checked_count(in.nbytes(), "all_gather");
+    run("all_gather", [&] {
+      MPI_Allgather(in.data_ptr(), count, MPI_BYTE, out.data_ptr(), count, MPI_BYTE, comm_);
+    });
+    return out;
+  }
+
+  void barrier() override {
+    run("barrier", [&] { MPI_Barrier(comm_); });
+  }
+
+ private:
+  // A nonblocking collective: progress happens inside MPI_Wait (or other MPI calls).
+  class RequestWork : public Work {
+   public:
+    RequestWork(CollectiveWatchdog& dog, std::function<void()> finish)
+        : dog_(dog), finish_(std::move(finish)) {}
+    void wait() override {
+      if (done_) return;
+      {
+        WatchScope watch(dog_, "all_reduce");
+        MPI_Wait(&request, MPI_STATUS_IGNORE);
+      }
+      finish_();
+      done_ = true;
+    }
+    MPI_Request request = MPI_REQUEST_NULL;
+
+   private:
+    CollectiveWatchdog& dog_;
+    std::function<void()> finish_;
+    bool done_ = false;
+  };
+
+  struct Job {
+    const char* name;
+    std::function<void()> body;
+    std::promise<void> done;
+  };
+
+  // Runs a blocking collective in issue order with the async ones.
+  void run(const char* name, std::function<void()> body) {
+    if (threaded_) {
+      submit(name, std::move(body)).get();
+    } else {
+      WatchScope watch(*watchdog_, name);
+      body();
+    }
+  }
+
+  std::shared_future<void> submit(const char* name, std::function<void()> body) {
+    auto job = std::make_shared<Job>();
+    job->name = name;
+    job->body = std::move(body);
+    std::shared_future<void> done = job->done.get_future().share();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return done;
+  }
+
+  void serve() {
+    for (;;) {
+      std::shared_ptr<Job> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ with nothing left
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        WatchScope watch(*watchdog_, job->name);
+        job->body();
+        job->done.set_value();
+      } catch (...) {
+        job->done.set_exception(std::current_exception());
+      }
+    }
+  }
+
+  CommOptions options_;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  bool threaded_ = false;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+}  // namespace
+
+std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    throw DistError("make_mpi_communicator: MPI is not initialized; construct lmt::dist::Runtime "
+                    "first");
+  }
+  return std::make_shared<MpiCommunicator>(options);
+}
+
+}  // namespace lmt::dist

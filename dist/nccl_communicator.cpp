@@ -1,0 +1,263 @@
+// The NCCL communicator (compiled only when LMT_HAVE_NCCL): CUDA tensors on this rank's GPU,
+// a private stream ordered after the caller's current stream by events, the ncclUniqueId
+// bootstrapped over MPI, and a watchdog that polls ncclCommGetAsyncError and aborts the
+// NCCL communicator and the job on error or timeout. CPU tensors go to the MPI control comm.
+#include <lmt/dist/communicator.h>
+#include <lmt/dist/error.h>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "collective_watchdog.h"
+
+#if defined(LMT_TORCH_HAS_CUDA) && LMT_TORCH_HAS_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#define LMT_CUDA_CHECK(call)                                                                 \
+  do {                                                                                       \
+    cudaError_t e_ = (call);                                                                 \
+    if (e_ != cudaSuccess) {                                                                 \
+      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #call    \
+                      " failed: " + cudaGetErrorString(e_));                                 \
+    }                                                                                        \
+  } while (0)
+
+#define LMT_NCCL_CHECK(call)                                                                 \
+  do {                                                                                       \
+    ncclResult_t r_ = (call);                                                                \
+    if (r_ != ncclSuccess) {                                                                 \
+      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #call    \
+                      " failed: " + ncclGetErrorString(r_));                                 \
+    }                                                                                        \
+  } while (0)
+
+namespace lmt::dist {
+namespace {
+
+ncclDataType_t nccl_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return ncclFloat32;
+    case at::kDouble: return ncclFloat64;
+    case at::kHalf: return ncclFloat16;
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 10, 0)
+    case at::kBFloat16: return ncclBfloat16;
+#endif
+    case at::kInt: return ncclInt32;
+    case at::kLong: return ncclInt64;
+    case at::kChar: return ncclInt8;
+    case at::kByte: return ncclUint8;
+    default:
+      throw DistError(std::string("NCCL: dtype ") + c10::toString(t) + " is not supported");
+  }
+}
+
+// The stream the caller's kernels run on: torch's current stream in a CUDA LibTorch; in a
+// CPU-only LibTorch no CUDA tensor can exist, so the legacy default stream stands in.
+cudaStream_t compute_stream(int device) {
+#if defined(LMT_TORCH_HAS_CUDA) && LMT_TORCH_HAS_CUDA
+  return c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device)).stream();
+#else
+  (void)device;
+  return cudaStreamLegacy;
+#endif
+}
+
+class NcclCommunicator;
+
+class NcclWork : public Work {
+ public:
+  NcclWork(at::Tensor keep_alive, cudaEvent_t done, int device, CollectiveWatchdog& dog)
+      : tensor_(std::move(keep_alive)), done_(done), device_(device), dog_(dog) {}
+  ~NcclWork() override { cudaEventDestroy(done_); }
+
+  // Host waits (watched, so a hung peer cannot hang us), then orders the compute stream
+  // after the collective.
+  void wait() override {
+    if (waited_) return;
+    {
+      WatchScope watch(dog_, "nccl_all_reduce");
+      for (;;) {
+        cudaError_t e = cudaEventQuery(done_);
+        if (e == cudaSuccess) break;
+        if (e != cudaErrorNotReady) LMT_CUDA_CHECK(e);
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+    LMT_CUDA_CHECK(cudaSetDevice(device_));
+    LMT_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), done_, 0));
+    waited_ = true;
+  }
+
+ private:
+  at::Tensor tensor_;
+  cudaEvent_t done_;
+  int device_;
+  CollectiveWatchdog& dog_;
+  bool waited_ = false;
+};
+
+class NcclCommunicator : public Communicator {
+ public:
+  NcclCommunicator(std::shared_ptr<Communicator> control, int local_rank, CommOptions options)
+      : control_(std::move(control)) {
+    int count = 0;
+    LMT_CUDA_CHECK(cudaGetDeviceCount(&count));
+    if (count < 1) throw DistError("NCCL communicator: no CUDA device is visible");
+    device_ = local_rank % count;
+    LMT_CUDA_CHECK(cudaSetDevice(device_));
+    ncclUniqueId id;
+    std::memset(&id, 0, sizeof(id));
+    if (control_->rank() == 0) LMT_NCCL_CHECK(ncclGetUniqueId(&id));
+    at::Tensor bytes = at::empty({static_cast<int64_t>(sizeof(id))}, at::kByte);
+    std::memcpy(bytes.data_ptr(), &id, sizeof(id));
+    control_->broadcast(bytes, 0);
+    std::memcpy(&id, bytes.data_ptr(), sizeof(id));
+    watchdog_ = std::make_unique<CollectiveWatchdog>(
+        control_->rank(), options.timeout(), [this] { return async_error(); },
+        [this] {
+          if (comm_ != nullptr) ncclCommAbort(comm_);
+        });
+    {
+      WatchScope watch(*watchdog_, "nccl_init");
+      LMT_NCCL_CHECK(ncclCommInitRank(&comm_, control_->size(), id, control_->rank()));
+    }
+    LMT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  }
+
+  ~NcclCommunicator() override {
+    watchdog_.reset();
+    if (stream_ != nullptr) {
+      cudaStreamSynchronize(stream_);
+      cudaStreamDestroy(stream_);
+    }
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+  }
+
+  int rank() const override { return control_->rank(); }
+  int size() const override { return control_->size(); }
+  std::string backend() const override { return "nccl"; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op) override { all_reduce_async(t, op)->wait(); }
+
+  std::shared_ptr<Work> all_reduce_async(at::Tensor& t, ReduceOp op) override {
+    if (t.device().is_cpu()) return control_->all_reduce_async(t, op);
+    check_device(t, "all_reduce");
+    ncclRedOp_t nop = ncclSum;
+    bool divide = false;
+    switch (op) {
+      case ReduceOp::kSum: nop = ncclSum; break;
+      case ReduceOp::kMax: nop = ncclMax; break;
+      case ReduceOp::kMin: nop = ncclMin; break;
+      case ReduceOp::kAvg:
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 10, 0)
+        nop = ncclAvg;
+#else
+        divide = true;
+#endif
+        break;
+    }
+    cudaEvent_t done = enqueue([&] {
+      LMT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(),
+                                   nccl_type(t.scalar_type()), nop, comm_, stream_));
+    });
+    auto work = std::make_shared<NcclWork>(t, done, device_, *watchdog_);
+    if (divide) {
+      work->wait();
+      t.div_(size());
+    }
+    return work;
+  }
+
+  void broadcast(at::Tensor& t, int root) override {
+    if (t.device().is_cpu()) return control_->broadcast(t, root);
+    check_device(t, "broadcast");
+    cudaEvent_t done = enqueue([&] {
+      LMT_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.nbytes(), ncclUint8, root,
+                                   comm_, stream_));
+    });
+    NcclWork(t, done, device_, *watchdog_).wait();
+  }
+
+  at::Tensor all_gather(const at::Tensor& t) override {
+    if (t.device().is_cpu()) return control_->all_gather(t);
+    check_device(t, "all_gather");
+    std::vector<int64_t> shape{size()};
+    shape.insert(shape.end(), t.sizes().begin(), t.sizes().end());
+    at::Tensor out = at::empty(shape, t.options());
+    at::Tensor in = t.contiguous();
+    cudaEvent_t done = enqueue([&] {
+      LMT_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.nbytes(), ncclUint8, comm_,
+                                   stream_));
+    });
+    NcclWork(out, done, device_, *watchdog_).wait();
+    return out;
+  }
+
+  void barrier() override {
+    LMT_CUDA_CHECK(cudaSetDevice(device_));
+    LMT_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    control_->barrier();
+  }
+
+ private:
+  void check_device(const at::Tensor& t, const char* what) const {
+    if (!t.device().is_cuda() || t.device().index() != device_ || !t.is_contiguous()) {
+      throw DistError(std::string("NCCL ") + what + ": expected a contiguous tensor on cuda:" +
+                      std::to_string(device_) + ", got " + t.device().str());
+    }
+  }
+
+  // Orders our stream after the caller's, runs `issue` on it and returns an event recorded
+  // after the collective.
+  template <typename Issue>
+  cudaEvent_t enqueue(Issue&& issue) {
+    LMT_CUDA_CHECK(cudaSetDevice(device_));
+    cudaEvent_t ready = nullptr, done = nullptr;
+    LMT_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    LMT_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    LMT_CUDA_CHECK(cudaEventRecord(ready, compute_stream(device_)));
+    LMT_CUDA_CHECK(cudaStreamWaitEvent(stream_, ready, 0));
+    issue();
+    LMT_CUDA_CHECK(cudaEventRecord(done, stream_));
+    cudaEventDestroy(ready);
+    return done;
+  }
+
+  std::string async_error() {
+    if (comm_ == nullptr) return "";
+    ncclResult_t state = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return "";
+    if (state == ncclSuccess) return "";
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
+    if (state == ncclInProgress) return "";
+#endif
+    return std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(state) +
+           "; a peer rank failed";
+  }
+
+  std::shared_ptr<Communicator> control_;
+  int device_ = 0;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CollectiveWatchdog> watchdog_;
+};
+
+}  // namespace
+
+bool nccl_available() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<Communicator> control,
+                                                     int local_rank, CommOptions options) {
+  if (!control) throw DistError("make_nccl_communicator: control communicator is null");
+  return std::make_shared<NcclCommunicator>(std::move(control), local_rank, options);
+}
+
+}  // namespace lmt::dist

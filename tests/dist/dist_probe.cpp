@@ -1,0 +1,292 @@
+// dist_probe: runs one lmt::dist behaviour on every rank of a real MPI job, checks it against
+// an independent reference on each rank, and reduces the failure count (exit 0 = all passed).
+#include <lmt/dist/communicator.h>
+#include <lmt/dist/error.h>
+#include <lmt/dist/grad_sync.h>
+#include <lmt/dist/module_sync.h>
+#include <lmt/dist/runtime.h>
+#include <lmt/dist/vector_sync.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/functional/loss.h>
+
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <thread>
+#include <unistd.h>
+
+namespace dist = lmt::dist;
+
+namespace {
+
+std::map<std::string, std::string> g_args;
+int g_rank = 0;
+int g_failures = 0;
+
+std::string arg(const std::string& key, const std::string& fallback) {
+  auto it = g_args.find(key);
+  return it == g_args.end() ? fallback : it->second;
+}
+
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    ++g_failures;
+    std::fprintf(stderr, "rank %d: FAIL %s\n", g_rank, what.c_str());
+  }
+}
+
+dist::CommOptions comm_options() {
+  return dist::CommOptions()
+      .timeout(std::chrono::seconds(std::stoi(arg("timeout", "60"))))
+      .progress(arg("progress", "thread") == "thread" ? dist::MpiProgress::kThread
+                                                      : dist::MpiProgress::kNonblocking);
+}
+
+void probe_collectives(dist::Communicator& comm) {
+  const int n = comm.size(), r = comm.rank();
+  for (at::ScalarType type : {at::kFloat, at::kDouble, at::kInt, at::kLong}) {
+    const std::string name = c10::toString(type);
+    at::Tensor base = at::arange(7, at::kLong).to(type);
+    at::Tensor t = base * (r + 1);
+    comm.all_reduce(t, dist::ReduceOp::kSum);
+    check(at::equal(t, base * (n * (n + 1) / 2)), "all_reduce sum " + name);
+    t = base * (r + 1);
+    comm.all_reduce(t, dist::ReduceOp::kMax);
+    check(at::equal(t, base * n), "all_reduce max " + name);
+    t = base * (r + 1);
+    comm.all_reduce(t, dist::ReduceOp::kMin);
+    check(at::equal(t, base), "all_reduce min " + name);
+  }
+  at::Tensor avg = at::arange(6, at::kDouble) * (r + 1);
+  comm.all_reduce(avg, dist::ReduceOp::kAvg);
+  check(at::allclose(avg, at::arange(6, at::kDouble) * ((n + 1) / 2.0)), "all_reduce avg");
+  // A non-contiguous view is reduced in place.
+  at::Tensor square = at::arange(12, at::kFloat).view({3, 4});
+  at::Tensor view = (square * (r + 1)).t();
+  comm.all_reduce(view, dist::ReduceOp::kSum);
+  check(at::equal(view, square.t() * (n * (n + 1) / 2)), "all_reduce non-contiguous");
+  // Several async reductions waited in reverse order.
+  std::vector<at::Tensor> ts;
+  std::vector<std::shared_ptr<dist::Work>> works;
+  for (int k = 0; k < 3; ++k) ts.push_back(at::full({1000}, float(r + k)));
+  for (auto& x : ts) works.push_back(comm.all_reduce_async(x, dist::ReduceOp::kSum));
+  for (int k = 2; k >= 0; --k) works[k]->wait();
+  for (int k = 0; k < 3; ++k) {
+    check(at::equal(ts[k], at::full({1000}, float(n * (n - 1) / 2 + n * k))), "async all_reduce");
+  }
+  for (int root = 0; root < n; ++root) {
+    at::Tensor b = at::full({5}, double(r));
+    comm.broadcast(b, root);
+    check(at::equal(b, at::full({5}, double(root))), "broadcast root " + std::to_string(root));
+  }
+  at::Tensor g = comm.all_gather(at::full({2, 3}, int64_t(r)));
+  check(g.sizes() == at::IntArrayRef({n, 2, 3}), "all_gather shape");
+  for (int q = 0; q < n; ++q) check(at::equal(g[q], at::full({2, 3}, int64_t(q))), "all_gather row");
+  comm.barrier();
+  auto strings = dist::all_gather_strings(comm, "rank-" + std::string(r, 'x'));
+  check(static_cast<int>(strings.size()) == n, "all_gather_strings size");
+  for (int q = 0; q < n && q < static_cast<int>(strings.size()); ++q) {
+    check(strings[q] == "rank-" + std::string(q, 'x'), "all_gather_strings row");
+  }
+  std::string s = dist::broadcast_string(comm, r == n - 1 ? "from the last rank" : "", n - 1);
+  check(s == "from the last rank", "broadcast_string");
+  auto d = dist::all_reduce_doubles(comm, {1.5 * r, 1.0}, dist::ReduceOp::kSum);
+  check(d.size() == 2 && d[0] == 1.5 * n * (n - 1) / 2 && d[1] == n, "all_reduce_doubles");
+}
+
+// A small net with an unused-on-odd-ranks parameter and a frozen one.
+struct ProbeNet : torch::nn::Module {
+  ProbeNet() {
+    fc1 = register_module("fc1", torch::nn::Linear(20, 30));
+    fc2 = register_module("fc2", torch::nn::Linear(30, 30));
+    fc3 = register_module("fc3", torch::nn::Linear(30, 5));
+    sometimes = register_parameter("sometimes", at::randn({7}));
+    frozen = register_parameter("frozen", at::randn({3}), /*requires_grad=*/false);
+  }
+  at::Tensor loss(const at::Tensor& x, const at::Tensor& y, bool use_sometimes) {
+    at::Tensor h = fc3->forward(fc2->forward(fc1->forward(x).tanh()).tanh());
+    at::Tensor l = torch::nn::functional::cross_entropy(h, y) + frozen.sum();
+    if (use_sometimes) l = l + 0.1 * (sometimes * sometimes).sum();
+    return l;
+  }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr}, fc3{nullptr};
+  at::Tensor sometimes, frozen;
+};
+
+void probe_grad_sync(std::shared_ptr<dist::Communicator> comm) {
+  const int n = comm->size(), r = comm->rank();
+  at::manual_seed(0);
+  ProbeNet net;
+  at::manual_seed(100 + r);
+  at::Tensor x = at::randn({8, 20});
+  at::Tensor y = at::randint(0, 5, {8}, at::kLong);
+  const bool use_sometimes = r % 2 == 0;
+  std::vector<at::Tensor> params = net.parameters();
+  // Reference: each rank's plain gradients, gathered and averaged in rank order.
+  net.loss(x, y, use_sometimes).backward();
+  std::vector<at::Tensor> expected;
+  for (auto& p : params) {
+    if (!p.requires_grad()) continue;
+    at::Tensor g = p.grad().defined() ? p.grad().clone() : at::zeros_like(p);
+    at::Tensor all = comm->all_gather(g);
+    expected.push_back(all.to(at::kDouble).sum(0).div(n).to(at::kFloat));
+    p.mutable_grad() = at::Tensor();
+  }
+  const size_t cap = std::stoul(arg("cap", "26214400"));
+  const size_t first = std::stoul(arg("first", "1048576"));
+  dist::GradSync sync(comm, params,
+                      dist::GradSyncOptions().first_bucket_bytes(first).bucket_cap_bytes(cap)
+                          .overlap(arg("overlap", "1") == "1"));
+  // Buckets: reverse registration order, within the caps unless a gradient alone exceeds one.
+  std::vector<size_t> order;
+  for (size_t b = 0; b < sync.buckets().size(); ++b) {
+    const auto& bucket = sync.buckets()[b];
+    order.insert(order.end(), bucket.params.begin(), bucket.params.end());
+    check(bucket.params.size() == 1 || bucket.bytes <= (b == 0 ? first : cap), "bucket cap");
+  }
+  check(order.size() == expected.size(), "every trainable parameter is in one bucket");
+  for (size_t k = 0; k < order.size(); ++k) check(order[k] == order.size() - 1 - k, "reverse order");
+  for (int step = 0; step < 2; ++step) {
+    net.loss(x, y, use_sometimes).backward();
+    sync.finish();
+    size_t k = 0;
+    for (auto& p : params) {
+      if (!p.requires_grad()) continue;
+      const std::string what = "step " + std::to_string(step) + " param " + std::to_string(k);
+      check(p.grad().defined() && at::allclose(p.grad(), expected[k], 1e-5, 1e-7),
+            what + " grad equals the mean of the ranks' gradients");
+      at::Tensor all = comm->all_gather(p.grad());
+      for (int q = 1; q < n; ++q) check(at::equal(all[q], all[0]), what + " identical on ranks");
+      if (step == 0) p.mutable_grad() = at::Tensor();  // as zero_grad(set_to_none)
+      else p.grad().zero_();
+      ++k;
+    }
+  }
+}
+
+struct SyncNet : torch::nn::Module {
+  explicit SyncNet(int in) {
+    fc = register_module("fc", torch::nn::Linear(in, 10));
+    bn = register_module("bn", torch::nn::BatchNorm1d(10));
+  }
+  torch::nn::Linear fc{nullptr};
+  torch::nn::BatchNorm1d bn{nullptr};
+};
+
+void probe_module_sync(dist::Communicator& comm) {
+  const int r = comm.rank();
+  const bool mismatch = arg("mismatch", "0") == "1";
+  at::manual_seed(1000 + r);
+  SyncNet net(mismatch && r == 1 ? 100 : 50);
+  net.bn->running_mean.add_(r);  // buffers differ too
+  if (mismatch) {
+    try {
+      dist::verify_and_broadcast(comm, net);
+      check(false, "verify_and_broadcast accepted a shape mismatch");
+    } catch (const dist::DistError& e) {
+      const std::string want = "rank 1: parameter 'fc.weight' has shape [10, 100], rank 0 has [10, 50]";
+      check(std::string(e.what()).find(want) != std::string::npos,
+            std::string("message names parameter and rank: ") + e.what());
+    }
+    return;
+  }
+  std::vector<at::Tensor> mine;
+  for (auto& t : net.parameters()) mine.push_back(t.detach().clone());
+  for (auto& t : net.buffers()) mine.push_back(t.detach().clone());
+  dist::verify_and_broadcast(comm, net);
+  std::vector<at::Tensor> now = net.parameters();
+  for (auto& t : net.buffers()) now.push_back(t);
+  for (size_t k = 0; k < now.size(); ++k) {
+    at::Tensor all = comm.all_gather(now[k].detach());
+    at::Tensor before = comm.all_gather(mine[k]);
+    for (int q = 0; q < comm.size(); ++q) {
+      check(at::equal(all[q], before[0]), "tensor " + std::to_string(k) + " equals rank 0's");
+    }
+  }
+}
+
+void probe_vectors(dist::Communicator& comm) {
+  const int n = comm.size(), r = comm.rank();
+  at::manual_seed(7 + r);
+  std::vector<at::Tensor> vs = {at::randn({5}), at::randn({1, 17}), at::randn({40})};
+  std::vector<at::Tensor> gathered;
+  for (auto& v : vs) gathered.push_back(comm.all_gather(v));
+  std::vector<at::Tensor> owned = {vs[0].clone(), vs[1].clone(), vs[2].clone()};
+  dist::average_unit_vectors(comm, vs);
+  for (size_t k = 0; k < vs.size(); ++k) {
+    at::Tensor mean = gathered[k].to(at::kDouble).mean(0);
+    at::Tensor want = (mean / mean.norm()).to(at::kFloat);
+    check(at::allclose(vs[k], want, 1e-5, 1e-6), "average_unit_vectors value");
+    check(std::abs(vs[k].norm().item<double>() - 1.0) < 1e-6, "unit norm");
+    at::Tensor all = comm.all_gather(vs[k]);
+    for (int q = 1; q < n; ++q) check(at::equal(all[q], all[0]), "bitwise identical average");
+  }
+  dist::share_owned_vectors(comm, owned);
+  for (size_t k = 0; k < owned.size(); ++k) {
+    check(at::equal(owned[k], gathered[k][k % n]), "owner's vector everywhere");
+  }
+  (void)r;
+}
+
+void probe_timeout(dist::Communicator& comm) {
+  comm.barrier();
+  if (comm.rank() == std::stoi(arg("sleep-rank", "1"))) {
+    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(arg("sleep", "60"))));
+  }
+  at::Tensor t = at::ones({4});
+  comm.all_reduce(t);
+  check(false, "all_reduce returned although a rank slept past the timeout");
+}
+
+void probe_kill(dist::Communicator& comm) {
+  comm.barrier();
+  if (comm.rank() == std::stoi(arg("victim", "2"))) raise(SIGKILL);
+  for (int k = 0; k < 600; ++k) {
+    at::Tensor t = at::ones({1 << 16});
+    comm.all_reduce(t);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  check(false, "ranks kept running for a minute after a peer was killed");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dist::RankEnv env;
+  try {
+    dist::Runtime runtime(argc, argv);
+    env = runtime.env();
+    g_rank = runtime.rank();
+    at::set_num_threads(1);
+    const std::string what = argc > 1 ? argv[1] : "";
+    for (int i = 2; i + 1 < argc; i += 2) g_args[std::string(argv[i]).substr(2)] = argv[i + 1];
+    if (what == "runtime") {
+      std::printf("rank %d size %d local %d/%d launcher %s\n", env.rank, env.world_size,
+                  env.local_rank, env.local_size, env.launcher.c_str());
+      return 0;
+    }
+    auto comm = dist::make_mpi_communicator(comm_options());
+    if (what == "collectives") probe_collectives(*comm);
+    else if (what == "grad_sync") probe_grad_sync(comm);
+    else if (what == "module_sync") probe_module_sync(*comm);
+    else if (what == "vectors") probe_vectors(*comm);
+    else if (what == "timeout") probe_timeout(*comm);
+    else if (what == "kill") probe_kill(*comm);
+    else throw dist::DistError("dist_probe: unknown probe '" + what + "'");
+    auto total = dist::all_reduce_doubles(*comm, {double(g_failures)}, dist::ReduceOp::kSum);
+    if (g_rank == 0) {
+      std::printf("%s %s on %d ranks: %d failures\n", total[0] == 0 ? "PASS" : "FAIL",
+                  what.c_str(), comm->size(), int(total[0]));
+    }
+    return total[0] == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    dist::report_error(env, e.what());
+    return 1;
+  }
+}

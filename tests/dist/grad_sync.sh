@@ -1,0 +1,15 @@
+# GradSync's averaged gradients equal an explicit all_gather average of the ranks' gradients
+# (an unused-on-odd-ranks parameter included), bitwise identical across ranks, with buckets in
+# reverse order within their caps: several caps, overlap on and off, 1..4 ranks.
+source "$(dirname "$0")/lib.sh"
+for np in 1 2 3 4; do
+  for caps in "1048576 26214400" "1024 4096" "64 256" "1 1"; do
+    set -- $caps
+    for overlap in 1 0; do
+      mpi $np -- grad_sync --first $1 --cap $2 --overlap $overlap ||
+        fail "grad_sync np=$np first=$1 cap=$2 overlap=$overlap"
+    done
+  done
+done
+mpi 2 -- grad_sync --first 1024 --cap 4096 --progress nonblocking || fail "grad_sync nonblocking"
+echo "grad_sync passed"
