@@ -89,23 +89,23 @@ void BoundedConv2dImpl::attach_batch_norm(torch::nn::BatchNorm2d bn) {
   batch_norm_ = std::move(bn);
 }
 
-at::Tensor BoundedConv2dImpl::batch_norm_scale() const {
+at::Tensor BoundedConv2dImpl::batch_norm_scale(at::ScalarType dtype) const {
   if (!has_batch_norm()) return at::Tensor();
   const auto& bn = *batch_norm_;
-  at::Tensor inv_std = (bn.running_var.detach() + bn.options.eps()).rsqrt();
-  return bn.options.affine() ? bn.weight * inv_std : inv_std;
+  at::Tensor inv_std = (bn.running_var.detach().to(dtype) + bn.options.eps()).rsqrt();
+  return bn.options.affine() ? bn.weight.to(dtype) * inv_std : inv_std;
 }
 
 at::Tensor BoundedConv2dImpl::apply_operator(const at::Tensor& u) const {
   at::Tensor y = at::conv2d(u, weight.to(u.scalar_type()), {}, options.stride(),
                             options.padding(), 1, options.groups());
-  if (has_batch_norm()) y = y * batch_norm_scale().to(u.scalar_type()).view({1, -1, 1, 1});
+  if (has_batch_norm()) y = y * batch_norm_scale(u.scalar_type()).view({1, -1, 1, 1});
   return y;
 }
 
 at::Tensor BoundedConv2dImpl::apply_adjoint(const at::Tensor& v) const {
   at::Tensor x = v;
-  if (has_batch_norm()) x = x * batch_norm_scale().to(v.scalar_type()).view({1, -1, 1, 1});
+  if (has_batch_norm()) x = x * batch_norm_scale(v.scalar_type()).view({1, -1, 1, 1});
   const int64_t k = options.kernel_size(), s = options.stride(), p = options.padding();
   // conv_transpose2d yields (Ho-1)s - 2p + k; output_padding restores the true input size.
   const int64_t pad_h = options.input_height() - ((output_height() - 1) * s - 2 * p + k);
@@ -140,7 +140,7 @@ at::Tensor BoundedConv2dImpl::spectral_norm(BoundMode mode) {
       at::NoGradGuard no_grad;
       at::Tensor w = weight.detach().to(at::kDouble);
       if (has_batch_norm()) {
-        w = w * batch_norm_scale().detach().to(at::kDouble).abs().view({-1, 1, 1, 1});
+        w = w * batch_norm_scale(at::kDouble).detach().abs().view({-1, 1, 1, 1});
       }
       const int64_t g = options.groups(), k = options.kernel_size();
       const int64_t n1 = options.input_height() + 2 * options.padding();

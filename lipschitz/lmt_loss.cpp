@@ -2,6 +2,7 @@
 // reference code's margin clip, and the linear warm-up of c.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <lmt/lipschitz/lmt_loss.h>
 
@@ -30,17 +31,17 @@ at::Tensor lmt_loss(const at::Tensor& logits, const at::Tensor& targets,
   if (c == 0.0) return cross_entropy(logits, targets);
   at::Tensor mask = off_target_mask(logits, targets);
   at::Tensor shift = std::sqrt(2.0) * c * lipschitz_bound.to(logits.scalar_type());
-  at::Tensor shifted = logits + shift * mask;
-  if (clip_to_margin) {
+  if (!clip_to_margin) return cross_entropy(logits + shift * mask, targets);
+  at::Tensor factor;  // [N, 1], held constant (no gradient), as in the reference
+  {
     at::NoGradGuard no_grad;
     at::Tensor f = logits.detach();
     at::Tensor f_t = f.gather(1, targets.to(at::kLong).unsqueeze(1));
     at::Tensor others = f.masked_fill(mask == 0, -std::numeric_limits<double>::infinity());
     at::Tensor margin = f_t - std::get<0>(others.max(1, /*keepdim=*/true));
-    at::Tensor factor = (margin / shift.detach()).clamp(0.0, 1.0);
-    shifted = logits + factor * shift * mask;  // factor carries no gradient
+    factor = (margin / shift.detach()).clamp(0.0, 1.0);
   }
-  return cross_entropy(shifted, targets);
+  return cross_entropy(logits + factor * shift * mask, targets);
 }
 
 at::Tensor class_weight_distances(const at::Tensor& head_weight, const at::Tensor& targets) {

@@ -12,15 +12,15 @@ at::Tensor converged_norm(const at::Tensor& u0,
                           int max_iterations) {
   at::NoGradGuard no_grad;
   at::Tensor u = normalized(u0.detach().clone());
-  double previous = 0.0;
   at::Tensor sigma;
   for (int i = 0; i < max_iterations; ++i) {
     at::Tensor v = apply(u);
     sigma = v.norm();
-    double s = sigma.item<double>();
-    if (i > 0 && std::abs(s - previous) <= 1e-7 * s) break;
-    previous = s;
-    u = normalized(adjoint(normalized(v)));
+    at::Tensor w = adjoint(v);  // A^T A u
+    const double s2 = sigma.item<double>() * sigma.item<double>();
+    if (s2 == 0.0) break;
+    if ((w - s2 * u).norm().item<double>() <= 1e-5 * s2) break;
+    u = normalized(w);
   }
   return sigma;
 }

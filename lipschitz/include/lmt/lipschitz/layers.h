@@ -88,9 +88,9 @@ class BoundedConv2dImpl : public BoundedModule, public SpectralOperator {
   // and track running statistics.
   void attach_batch_norm(torch::nn::BatchNorm2d bn);
   bool has_batch_norm() const { return !batch_norm_.is_empty(); }
-  // Per-output-channel scale gamma/sqrt(var+eps) of the attached BN (differentiable in gamma);
-  // undefined without one.
-  at::Tensor batch_norm_scale() const;
+  // Per-output-channel scale gamma/sqrt(var+eps) of the attached BN, computed in `dtype`
+  // (differentiable in gamma); undefined without one.
+  at::Tensor batch_norm_scale(at::ScalarType dtype = at::kFloat) const;
 
   int64_t output_height() const;
   int64_t output_width() const;
