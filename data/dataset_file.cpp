@@ -1,0 +1,261 @@
+// lmt::data: reading the dataset file schema (attributes, images, labels) with the HDF5 C API.
+// Every failure becomes a DataError naming the file and the attribute or dataset.
+#include <lmt/data/dataset_file.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "hdf5_handle.h"
+
+namespace lmt::data {
+namespace detail {
+std::mutex& hdf5_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+}  // namespace detail
+
+namespace {
+using detail::checked;
+using detail::fail;
+using detail::H5Handle;
+
+H5Handle open_attribute(hid_t file, const std::string& path, const std::string& name) {
+  if (H5Aexists(file, name.c_str()) <= 0) fail(path, "attribute '" + name + "' missing");
+  return checked(H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose, path,
+                 "cannot open attribute '" + name + "'");
+}
+
+hssize_t attribute_points(hid_t attr, const std::string& path, const std::string& name) {
+  H5Handle space =
+      checked(H5Aget_space(attr), H5Sclose, path, "attribute '" + name + "' has no dataspace");
+  hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (n < 0) fail(path, "attribute '" + name + "' has an unreadable dataspace");
+  return n;
+}
+
+H5T_class_t attribute_class(hid_t attr, const std::string& path, const std::string& name) {
+  H5Handle type = checked(H5Aget_type(attr), H5Tclose, path, "attribute '" + name + "' type");
+  return H5Tget_class(type.get());
+}
+
+int64_t read_int_attribute(hid_t file, const std::string& path, const std::string& name) {
+  H5Handle attr = open_attribute(file, path, name);
+  if (attribute_class(attr.get(), path, name) != H5T_INTEGER ||
+      attribute_points(attr.get(), path, name) != 1)
+    fail(path, "attribute '" + name + "' must be one integer");
+  int64_t value = 0;
+  checked(H5Aread(attr.get(), H5T_NATIVE_INT64, &value), path,
+          "cannot read attribute '" + name + "'");
+  return value;
+}
+
+std::vector<float> read_float_attribute(hid_t file, const std::string& path,
+                                        const std::string& name) {
+  H5Handle attr = open_attribute(file, path, name);
+  H5T_class_t cls = attribute_class(attr.get(), path, name);
+  if (cls != H5T_FLOAT && cls != H5T_INTEGER)
+    fail(path, "attribute '" + name + "' must be numeric");
+  std::vector<float> values(static_cast<size_t>(attribute_points(attr.get(), path, name)));
+  if (!values.empty())
+    checked(H5Aread(attr.get(), H5T_NATIVE_FLOAT, values.data()), path,
+            "cannot read attribute '" + name + "'");
+  return values;
+}
+
+// Reads variable-length (h5py's default, ours) or fixed-length string attributes.
+std::vector<std::string> read_string_attribute(hid_t file, const std::string& path,
+                                               const std::string& name) {
+  H5Handle attr = open_attribute(file, path, name);
+  const std::string what = "attribute '" + name + "'";
+  H5Handle file_type = checked(H5Aget_type(attr.get()), H5Tclose, path, what + " type");
+  if (H5Tget_class(file_type.get()) != H5T_STRING) fail(path, what + " must be a string");
+  H5Handle space = checked(H5Aget_space(attr.get()), H5Sclose, path, what + " dataspace");
+  const auto n = static_cast<size_t>(H5Sget_simple_extent_npoints(space.get()));
+  H5Handle mem_type = checked(H5Tcopy(H5T_C_S1), H5Tclose, path, what + " type");
+  std::vector<std::string> out;
+  if (n == 0) return out;
+  if (H5Tis_variable_str(file_type.get()) > 0) {
+    checked(H5Tset_size(mem_type.get(), H5T_VARIABLE), path, what);
+    checked(H5Tset_cset(mem_type.get(), H5Tget_cset(file_type.get())), path, what);
+    std::vector<char*> buffer(n, nullptr);
+    checked(H5Aread(attr.get(), mem_type.get(), buffer.data()), path, "cannot read " + what);
+    for (char* s : buffer) out.emplace_back(s != nullptr ? s : "");
+#if H5_VERSION_GE(1, 12, 0)
+    H5Treclaim(mem_type.get(), space.get(), H5P_DEFAULT, buffer.data());
+#else
+    H5Dvlen_reclaim(mem_type.get(), space.get(), H5P_DEFAULT, buffer.data());
+#endif
+  } else {
+    const size_t width = H5Tget_size(file_type.get());
+    checked(H5Tset_size(mem_type.get(), width), path, what);
+    std::vector<char> buffer(n * width);
+    checked(H5Aread(attr.get(), mem_type.get(), buffer.data()), path, "cannot read " + what);
+    for (size_t i = 0; i < n; ++i)
+      out.emplace_back(&buffer[i * width], strnlen(&buffer[i * width], width));
+  }
+  return out;
+}
+
+std::vector<hsize_t> dataset_dims(hid_t dataset, const std::string& path, const std::string& name) {
+  H5Handle space = checked(H5Dget_space(dataset), H5Sclose, path, "dataset '" + name + "' space");
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) fail(path, "dataset '" + name + "' has an unreadable shape");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  return dims;
+}
+
+H5Handle open_dataset(hid_t file, const std::string& path, const std::string& name) {
+  if (H5Lexists(file, name.c_str(), H5P_DEFAULT) <= 0) fail(path, "dataset '" + name + "' missing");
+  return checked(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose, path,
+                 "cannot open dataset '" + name + "'");
+}
+
+void require_integer_type(hid_t dataset, const std::string& path, const std::string& name,
+                          size_t bytes) {
+  H5Handle type = checked(H5Dget_type(dataset), H5Tclose, path, "dataset '" + name + "' type");
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != bytes)
+    fail(path, "dataset '" + name + "' must be a " + std::to_string(bytes * 8) + "-bit integer");
+}
+
+H5Handle open_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(path, "no such file");
+  if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file");
+  return checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path,
+                 "cannot open HDF5 file");
+}
+
+DatasetInfo read_info(hid_t file, const std::string& path) {
+  DatasetInfo info;
+  info.num_classes = read_int_attribute(file, path, "num_classes");
+  info.height = read_int_attribute(file, path, "height");
+  info.width = read_int_attribute(file, path, "width");
+  info.channels = read_int_attribute(file, path, "channels");
+  const std::vector<std::string> source = read_string_attribute(file, path, "source");
+  if (source.size() != 1) fail(path, "attribute 'source' must be one string");
+  info.source = source[0];
+  info.class_names = read_string_attribute(file, path, "class_names");
+  info.mean = read_float_attribute(file, path, "mean");
+  info.std = read_float_attribute(file, path, "std");
+  if (info.num_classes < 1) fail(path, "attribute 'num_classes' must be at least 1");
+  if (info.height < 1 || info.width < 1 || info.channels < 1)
+    fail(path, "attributes 'height', 'width', 'channels' must be positive");
+  if (static_cast<int64_t>(info.class_names.size()) != info.num_classes)
+    fail(path, "attribute 'class_names' has " + std::to_string(info.class_names.size()) +
+                   " entries, expected num_classes = " + std::to_string(info.num_classes));
+  for (const char* name : {"mean", "std"}) {
+    const auto& v = std::string(name) == "mean" ? info.mean : info.std;
+    if (static_cast<int64_t>(v.size()) != info.channels)
+      fail(path, std::string("attribute '") + name + "' has " + std::to_string(v.size()) +
+                     " entries, expected channels = " + std::to_string(info.channels));
+  }
+
+  H5Handle images = open_dataset(file, path, "images");
+  require_integer_type(images.get(), path, "images", 1);
+  const std::vector<hsize_t> dims = dataset_dims(images.get(), path, "images");
+  if (dims.size() != 4 || static_cast<int64_t>(dims[1]) != info.height ||
+      static_cast<int64_t>(dims[2]) != info.width || static_cast<int64_t>(dims[3]) != info.channels)
+    fail(path, "dataset 'images' must have shape [N, height, width, channels] = [N, " +
+                   std::to_string(info.height) + ", " + std::to_string(info.width) + ", " +
+                   std::to_string(info.channels) + "]");
+  info.size = static_cast<int64_t>(dims[0]);
+  H5Handle labels = open_dataset(file, path, "labels");
+  require_integer_type(labels.get(), path, "labels", 4);
+  const std::vector<hsize_t> label_dims = dataset_dims(labels.get(), path, "labels");
+  if (label_dims.size() != 1 || static_cast<int64_t>(label_dims[0]) != info.size)
+    fail(path, "dataset 'labels' must have shape [N] with N = " + std::to_string(info.size) +
+                   " (the number of images)");
+  return info;
+}
+
+void read_image_range(hid_t images, const DatasetInfo& info, const std::string& path, int64_t start,
+                      int64_t count, uint8_t* out) {
+  if (start < 0 || count < 0 || start + count > info.size)
+    fail(path, "image range [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                   ") outside dataset 'images' of " + std::to_string(info.size));
+  if (count == 0) return;
+  H5Handle space = checked(H5Dget_space(images), H5Sclose, path, "dataset 'images' space");
+  const hsize_t offset[4] = {static_cast<hsize_t>(start), 0, 0, 0};
+  const hsize_t extent[4] = {static_cast<hsize_t>(count), static_cast<hsize_t>(info.height),
+                             static_cast<hsize_t>(info.width), static_cast<hsize_t>(info.channels)};
+  checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, offset, nullptr, extent, nullptr), path,
+          "dataset 'images' selection");
+  H5Handle memory = checked(H5Screate_simple(4, extent, nullptr), H5Sclose, path, "memory space");
+  checked(H5Dread(images, H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT, out), path,
+          "cannot read dataset 'images'");
+}
+
+std::vector<int32_t> read_all_labels(hid_t file, const DatasetInfo& info, const std::string& path) {
+  H5Handle labels = open_dataset(file, path, "labels");
+  std::vector<int32_t> out(static_cast<size_t>(info.size));
+  if (!out.empty())
+    checked(H5Dread(labels.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+            path, "cannot read dataset 'labels'");
+  for (size_t i = 0; i < out.size(); ++i)
+    if (out[i] < 0 || out[i] >= info.num_classes)
+      fail(path, "dataset 'labels' entry " + std::to_string(i) + " = " + std::to_string(out[i]) +
+                     " is outside [0, num_classes = " + std::to_string(info.num_classes) + ")");
+  return out;
+}
+}  // namespace
+
+DatasetInfo read_dataset_info(const std::string& path) {
+  detail::Hdf5Lock lock;
+  H5Handle file = open_file(path);
+  return read_info(file.get(), path);
+}
+
+InMemoryDataset read_dataset(const std::string& path) {
+  DatasetReader reader(path);
+  InMemoryDataset data;
+  data.info = reader.info();
+  data.images.resize(static_cast<size_t>(data.info.size * data.info.image_bytes()));
+  reader.read_images(0, data.info.size, data.images.data());
+  data.labels = reader.read_labels();
+  return data;
+}
+
+std::vector<uint8_t> read_images(const std::string& path, int64_t start, int64_t count) {
+  DatasetReader reader(path);
+  std::vector<uint8_t> out(static_cast<size_t>(std::max<int64_t>(count, 0)) *
+                           static_cast<size_t>(reader.info().image_bytes()));
+  reader.read_images(start, count, out.data());
+  return out;
+}
+
+struct DatasetReader::Impl {
+  std::string path;
+  DatasetInfo info;
+  H5Handle file, images;
+};
+
+DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  detail::Hdf5Lock lock;
+  impl_->path = path;
+  impl_->file = open_file(path);
+  impl_->info = read_info(impl_->file.get(), path);
+  impl_->images = open_dataset(impl_->file.get(), path, "images");
+}
+
+DatasetReader::~DatasetReader() {
+  detail::Hdf5Lock lock;
+  impl_->images.reset();
+  impl_->file.reset();
+}
+
+const DatasetInfo& DatasetReader::info() const { return impl_->info; }
+const std::string& DatasetReader::path() const { return impl_->path; }
+
+void DatasetReader::read_images(int64_t start, int64_t count, uint8_t* out) const {
+  detail::Hdf5Lock lock;
+  read_image_range(impl_->images.get(), impl_->info, impl_->path, start, count, out);
+}
+
+std::vector<int32_t> DatasetReader::read_labels() const {
+  detail::Hdf5Lock lock;
+  return read_all_labels(impl_->file.get(), impl_->info, impl_->path);
+}
+
+}  // namespace lmt::data

@@ -1,0 +1,210 @@
+// lmt::data: the per-rank loader. Worker threads claim global steps in order, assemble this
+// rank's batch for each (a pure function of seed, epoch, step), and hand it over in order.
+#include <lmt/data/loader.h>
+
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <lmt/data/augment.h>
+
+namespace lmt::data {
+
+struct Loader::Impl {
+  std::string path;
+  LoaderOptions options;
+  DatasetInfo info;
+  ShardPlan plan;
+  ImageGeometry geometry;
+  std::vector<uint8_t> images;            // all images when in memory
+  std::unique_ptr<DatasetReader> reader;  // otherwise read per sample
+  std::vector<int32_t> labels;
+
+  // Epoch state; the fields below `mutex` are guarded by it.
+  int64_t epoch = -1;
+  std::vector<int64_t> permutation;
+  std::mutex mutex;
+  std::condition_variable changed;
+  int64_t next_step = 0;   // the step next() returns next
+  int64_t next_claim = 0;  // the step the next free worker assembles
+  bool stopping = false;
+  struct Slot {
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+  };
+  std::map<int64_t, Slot> ready;
+  std::vector<std::thread> workers;
+
+  Batch assemble(int64_t step) const {
+    const ShardPlan::Range r = plan.positions(step, options.rank());
+    const int64_t b = r.size();
+    const auto long_options = at::TensorOptions().dtype(at::kLong);
+    Batch batch;
+    batch.images = at::empty({b, info.channels, geometry.out_height, geometry.out_width},
+                             at::TensorOptions().dtype(at::kFloat));
+    batch.labels = at::empty({b}, long_options);
+    batch.indices = at::empty({b}, long_options);
+    batch.epoch = epoch;
+    batch.step = step;
+    batch.global_batch_size = plan.global_samples(step);
+    float* out = batch.images.data_ptr<float>();
+    int64_t* out_labels = batch.labels.data_ptr<int64_t>();
+    int64_t* out_indices = batch.indices.data_ptr<int64_t>();
+    const int64_t in_bytes = info.image_bytes();
+    const int64_t out_floats = info.channels * geometry.out_height * geometry.out_width;
+    std::vector<uint8_t> buffer(reader ? static_cast<size_t>(in_bytes) : 0);
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t position = r.begin + i;
+      const int64_t index = permutation[position];
+      const uint8_t* image = images.data() + index * in_bytes;
+      if (reader) {
+        reader->read_images(index, 1, buffer.data());
+        image = buffer.data();
+      }
+      const SampleAugment augment =
+          sample_augment(options.seed(), epoch, position, options.random_crop_padding(),
+                         options.horizontal_flip());
+      render_sample(image, geometry, augment, out + i * out_floats);
+      out_labels[i] = labels[index];
+      out_indices[i] = index;
+    }
+    return batch;
+  }
+
+  void work() {
+    const int64_t steps = plan.steps_per_epoch();
+    for (;;) {
+      int64_t step = 0;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] {
+          return stopping || next_claim >= steps || next_claim < next_step + options.prefetch();
+        });
+        if (stopping || next_claim >= steps) return;
+        step = next_claim++;
+      }
+      Slot slot;
+      try {
+        slot.batch = assemble(step);
+      } catch (...) {
+        slot.error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      ready[step] = std::move(slot);
+      changed.notify_all();
+    }
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      stopping = true;
+    }
+    changed.notify_all();
+    for (std::thread& t : workers) t.join();
+    workers.clear();
+    stopping = false;
+    ready.clear();
+  }
+};
+
+namespace {
+[[noreturn]] void option_error(const std::string& path, const std::string& what) {
+  throw DataError(path + ": " + what);
+}
+}  // namespace
+
+Loader::Loader(std::string path, LoaderOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = std::move(path);
+  m.options = options;
+  if (options.threads() < 1) option_error(m.path, "loader threads must be at least 1");
+  if (options.prefetch() < 0) option_error(m.path, "loader prefetch must not be negative");
+  if (options.random_crop_padding() < 0)
+    option_error(m.path, "random crop padding must not be negative");
+  auto reader = std::make_unique<DatasetReader>(m.path);
+  m.info = reader->info();
+  m.plan =
+      make_shard_plan(m.info.size, options.batch_size(), options.world_size(), options.drop_last());
+  if (options.rank() < 0 || options.rank() >= options.world_size())
+    option_error(m.path, "rank " + std::to_string(options.rank()) + " outside world size " +
+                             std::to_string(options.world_size()));
+  if (options.drop_last() && m.plan.steps_per_epoch() == 0)
+    option_error(m.path, "has " + std::to_string(m.info.size) +
+                             " samples, fewer than one global batch (--batch-size " +
+                             std::to_string(options.batch_size()) + ") with drop_last");
+  m.geometry = {m.info.height, m.info.width, m.info.channels,
+                m.info.height, m.info.width, options.random_crop_padding()};
+  if (options.pad_height() != 0 || options.pad_width() != 0) {
+    if (options.pad_height() < m.info.height || options.pad_width() < m.info.width)
+      option_error(m.path, "pad_to " + std::to_string(options.pad_height()) + "x" +
+                               std::to_string(options.pad_width()) + " is smaller than the " +
+                               std::to_string(m.info.height) + "x" + std::to_string(m.info.width) +
+                               " images");
+    m.geometry.out_height = options.pad_height();
+    m.geometry.out_width = options.pad_width();
+  }
+  m.labels = reader->read_labels();
+  if (m.info.size * m.info.image_bytes() <= options.in_memory_limit_bytes()) {
+    m.images.resize(static_cast<size_t>(m.info.size * m.info.image_bytes()));
+    reader->read_images(0, m.info.size, m.images.data());
+  } else {
+    m.reader = std::move(reader);
+  }
+}
+
+Loader::~Loader() {
+  if (impl_) impl_->stop_workers();
+}
+Loader::Loader(Loader&&) noexcept = default;
+Loader& Loader::operator=(Loader&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->stop_workers();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
+const DatasetInfo& Loader::info() const { return impl_->info; }
+const ShardPlan& Loader::plan() const { return impl_->plan; }
+int64_t Loader::steps_per_epoch() const { return impl_->plan.steps_per_epoch(); }
+
+void Loader::start_epoch(int64_t epoch, int64_t first_step) {
+  Impl& m = *impl_;
+  m.stop_workers();
+  const int64_t steps = m.plan.steps_per_epoch();
+  if (epoch < 0) option_error(m.path, "epoch " + std::to_string(epoch) + " is negative");
+  if (first_step < 0 || first_step > steps)
+    option_error(m.path, "first step " + std::to_string(first_step) + " outside the epoch's " +
+                             std::to_string(steps) + " steps");
+  m.epoch = epoch;
+  m.permutation = epoch_permutation(m.options.seed(), epoch, m.info.size, m.options.shuffle());
+  m.next_step = first_step;
+  m.next_claim = first_step;
+  if (m.options.prefetch() > 0)
+    for (int64_t t = 0; t < m.options.threads(); ++t) m.workers.emplace_back([&m] { m.work(); });
+}
+
+std::optional<Batch> Loader::next() {
+  Impl& m = *impl_;
+  if (m.epoch < 0) option_error(m.path, "next() called before start_epoch()");
+  if (m.next_step >= m.plan.steps_per_epoch()) return std::nullopt;
+  if (m.options.prefetch() == 0) return m.assemble(m.next_step++);
+  Impl::Slot slot;
+  {
+    std::unique_lock<std::mutex> lock(m.mutex);
+    m.changed.wait(lock, [&] { return m.ready.count(m.next_step) > 0; });
+    auto it = m.ready.find(m.next_step);
+    slot = std::move(it->second);
+    m.ready.erase(it);
+    ++m.next_step;
+  }
+  m.changed.notify_all();
+  if (slot.error) std::rethrow_exception(slot.error);
+  return std::move(slot.batch);
+}
+
+}  // namespace lmt::data
