@@ -51,6 +51,12 @@ Runtime::~Runtime() {
 
 bool Runtime::thread_multiple() const { return thread_level_ >= MPI_THREAD_MULTIPLE; }
 
+int Runtime::exit_after_error(const std::string& what) const {
+  report_error(env_, what);
+  if (env_.world_size > 1) abort(1);
+  return 1;
+}
+
 void Runtime::abort(int code) {
   MPI_Abort(MPI_COMM_WORLD, code);
   std::abort();  // MPI_Abort does not return; this satisfies [[noreturn]]

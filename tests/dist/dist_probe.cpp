@@ -255,14 +255,27 @@ void probe_kill(dist::Communicator& comm) {
   check(false, "ranks kept running for a minute after a peer was killed");
 }
 
+void probe_throw(dist::Communicator& comm) {
+  comm.barrier();
+  if (comm.rank() == std::stoi(arg("thrower", "1"))) throw dist::DistError("injected failure");
+  at::Tensor t = at::ones({4});
+  comm.all_reduce(t);
+  check(false, "all_reduce returned although a peer threw");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::RankEnv env;
+  std::unique_ptr<dist::Runtime> runtime;
   try {
-    dist::Runtime runtime(argc, argv);
-    env = runtime.env();
-    g_rank = runtime.rank();
+    runtime = std::make_unique<dist::Runtime>(argc, argv);
+  } catch (const std::exception& e) {
+    dist::report_error(dist::RankEnv(), e.what());
+    return 1;
+  }
+  const dist::RankEnv& env = runtime->env();
+  try {
+    g_rank = runtime->rank();
     at::set_num_threads(1);
     const std::string what = argc > 1 ? argv[1] : "";
     for (int i = 2; i + 1 < argc; i += 2) g_args[std::string(argv[i]).substr(2)] = argv[i + 1];
@@ -278,6 +291,7 @@ int main(int argc, char** argv) {
     else if (what == "vectors") probe_vectors(*comm);
     else if (what == "timeout") probe_timeout(*comm);
     else if (what == "kill") probe_kill(*comm);
+    else if (what == "throw") probe_throw(*comm);
     else throw dist::DistError("dist_probe: unknown probe '" + what + "'");
     auto total = dist::all_reduce_doubles(*comm, {double(g_failures)}, dist::ReduceOp::kSum);
     if (g_rank == 0) {
@@ -286,7 +300,6 @@ int main(int argc, char** argv) {
     }
     return total[0] == 0 ? 0 : 1;
   } catch (const std::exception& e) {
-    dist::report_error(env, e.what());
-    return 1;
+    return runtime->exit_after_error(e.what());
   }
 }

@@ -4,6 +4,8 @@
 
 #include <lmt/dist/rank_env.h>
 
+#include <string>
+
 namespace lmt::dist {
 
 // RAII owner of MPI. Construct it first in main(); destroy it (after every communicator)
@@ -27,6 +29,12 @@ class Runtime {
 
   // Ends every rank of the job with exit code `code` (MPI_Abort on MPI_COMM_WORLD).
   [[noreturn]] static void abort(int code);
+
+  // For main()'s catch block: prints "lmt: rank R: what" once; in a world of more than one it
+  // then aborts the job (peers blocked in a collective end at once instead of at their
+  // timeout, and MPI_Finalize cannot hang); in a world of one it returns 1 for main to return.
+  //   catch (const std::exception& e) { return runtime.exit_after_error(e.what()); }
+  int exit_after_error(const std::string& what) const;
 
  private:
   RankEnv env_;
