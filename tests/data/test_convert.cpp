@@ -278,5 +278,33 @@ TEST(ConvertFashionMnist, RealDatasetHasTheKnownShapeAndBalancedLabels) {
   EXPECT_NEAR(train.info.std[0], 0.353, 0.001);
 }
 
+TEST(ConvertFashionMnist, RealDatasetEqualsNumpyDecodingOfTheIdxFiles) {
+  const char* dir = std::getenv("FMNIST_DIR");
+  const std::string src = dir != nullptr ? dir : "/usr/share/datasets/fashion-mnist";
+  if (!std::filesystem::exists(src + "/t10k-images-idx3-ubyte.gz"))
+    GTEST_SKIP() << "Fashion-MNIST not installed at " << src;
+  if (std::system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "python3 with h5py and numpy not available";
+  ScratchDir out;
+  convert_fashion_mnist(src, out.path().string(), kQuiet);
+  // Independent reader: gzip + numpy on the IDX files, h5py on our output; exit code 0 = equal.
+  const std::string script =
+      "import gzip,sys,numpy as np,h5py\n"
+      "src,h5=sys.argv[1],sys.argv[2]\n"
+      "for split,prefix in (('train','train'),('test','t10k')):\n"
+      "  x=np.frombuffer(gzip.open(f'{src}/{prefix}-images-idx3-ubyte.gz').read()[16:],np.uint8)\n"
+      "  y=np.frombuffer(gzip.open(f'{src}/{prefix}-labels-idx1-ubyte.gz').read()[8:],np.uint8)\n"
+      "  f=h5py.File(f'{h5}/{split}.h5','r')\n"
+      "  assert (f['images'][...].reshape(-1)==x).all(), split\n"
+      "  assert (f['labels'][...]==y).all(), split\n"
+      "  assert abs(f.attrs['mean'][0]-np.frombuffer(gzip.open(f'{src}/train-images-idx3-ubyte.gz')"
+      ".read()[16:],np.uint8).mean()/255)<1e-6\n";
+  std::ofstream(out.file("check.py")) << script;
+  EXPECT_EQ(std::system(
+                ("/usr/bin/python3 " + out.file("check.py") + " " + src + " " + out.path().string())
+                    .c_str()),
+            0);
+}
+
 }  // namespace
 }  // namespace lmt::data

@@ -60,6 +60,15 @@ TEST(DatasetFile, RoundTripPreservesImagesLabelsAndAttributes) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(DatasetFile, EmptySplitRoundTrips) {
+  ScratchDir dir;
+  write_dataset(dir.file("e.h5"), small_info(0), nullptr, nullptr);
+  const InMemoryDataset back = read_dataset(dir.file("e.h5"));
+  EXPECT_EQ(back.info.size, 0);
+  EXPECT_TRUE(back.images.empty());
+  EXPECT_EQ(back.info.class_names.size(), 3u);
+}
+
 TEST(DatasetFile, RangedReadEqualsSliceOfFullRead) {
   ScratchDir dir;
   const auto images = pattern_bytes(11 * 60, 2);
