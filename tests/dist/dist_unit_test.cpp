@@ -154,4 +154,64 @@ TEST(GradSync, WorldOfOneKeepsGradientsAndZeroFillsUnusedWithoutCommunicating) {
   EXPECT_EQ(comm->calls, 0);
 }
 
+// Two ranks whose peer always holds the same gradients (so the average is the input): it
+// records each all-reduce it is asked to start.
+class MirroredPair : public CountingWorldOfOne {
+ public:
+  int size() const override { return 2; }
+  std::shared_ptr<dist::Work> all_reduce_async(at::Tensor& t, dist::ReduceOp) override {
+    started.push_back(t.numel());
+    struct Done : dist::Work {
+      void wait() override {}
+    };
+    return std::make_shared<Done>();
+  }
+  std::vector<int64_t> started;
+};
+
+TEST(GradSync, WithOverlapEveryBucketStartsDuringBackwardInBucketOrder) {
+  auto comm = std::make_shared<MirroredPair>();
+  std::vector<at::Tensor> ps = {at::ones({300}).requires_grad_(), at::ones({200}).requires_grad_(),
+                                at::ones({100}).requires_grad_()};
+  // 4-byte floats, caps of 800 bytes: buckets {2} (400 B; adding 800 B would exceed), {1}, {0}.
+  dist::GradSync sync(comm, ps, dist::GradSyncOptions().first_bucket_bytes(800).bucket_cap_bytes(800));
+  ASSERT_EQ(sync.buckets().size(), 3u);
+  ((ps[0] * 2).sum() + (ps[1] * 3).sum() + (ps[2] * 4).sum()).backward();
+  EXPECT_EQ(comm->started, (std::vector<int64_t>{100, 200, 300}));  // before finish()
+  sync.finish();
+  EXPECT_TRUE(at::equal(ps[0].grad(), at::full({300}, 2.0f)));
+  EXPECT_TRUE(at::equal(ps[2].grad(), at::full({100}, 4.0f)));
+}
+
+TEST(GradSync, WithoutOverlapNothingStartsUntilFinish) {
+  auto comm = std::make_shared<MirroredPair>();
+  std::vector<at::Tensor> ps = {at::ones({30}).requires_grad_(), at::ones({20}).requires_grad_()};
+  dist::GradSync sync(comm, ps, dist::GradSyncOptions().overlap(false));
+  (ps[0].sum() + ps[1].sum()).backward();
+  EXPECT_TRUE(comm->started.empty());
+  sync.finish();
+  EXPECT_EQ(comm->started, (std::vector<int64_t>{50}));
+}
+
+TEST(GradSync, UnusedParameterHoldsBackItsBucketUntilFinishThenIsZero) {
+  auto comm = std::make_shared<MirroredPair>();
+  std::vector<at::Tensor> ps = {at::ones({10}).requires_grad_(), at::ones({10}).requires_grad_()};
+  dist::GradSync sync(comm, ps, dist::GradSyncOptions().first_bucket_bytes(40).bucket_cap_bytes(40));
+  (ps[0] * 5).sum().backward();  // ps[1] (bucket 0) gets no gradient
+  EXPECT_TRUE(comm->started.empty());  // bucket 1 may not overtake bucket 0
+  sync.finish();
+  EXPECT_EQ(comm->started.size(), 2u);
+  EXPECT_TRUE(at::equal(ps[1].grad(), at::zeros({10})));
+  EXPECT_TRUE(at::equal(ps[0].grad(), at::full({10}, 5.0f)));
+}
+
+TEST(GradSync, SecondBackwardBeforeFinishIsAnError) {
+  auto comm = std::make_shared<MirroredPair>();
+  at::Tensor p = at::ones({4}).requires_grad_();
+  dist::GradSync sync(comm, {p});
+  p.sum().backward();
+  p.sum().backward();
+  EXPECT_THROW(sync.finish(), dist::DistError);
+}
+
 }  // namespace
