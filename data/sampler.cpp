@@ -96,4 +96,9 @@ std::vector<int64_t> shard_indices(const ShardPlan& plan, const std::vector<int6
   return std::vector<int64_t>(permutation.begin() + r.begin, permutation.begin() + r.end);
 }
 
+std::vector<int64_t> shard_indices(const ShardPlan& plan, uint64_t seed, int64_t epoch,
+                                   int64_t step, int64_t rank, bool shuffle) {
+  return shard_indices(plan, epoch_permutation(seed, epoch, plan.num_samples, shuffle), step, rank);
+}
+
 }  // namespace lmt::data

@@ -103,6 +103,13 @@ TEST(ShardPlan, TailIsSplitAsEvenlyAsPossible) {
   for (int64_t rank = 0; rank < 4; ++rank) EXPECT_EQ(plan.positions(2, rank).size(), sizes[rank]);
 }
 
+TEST(ShardPlan, SeedEpochOverloadEqualsThePermutationSlice) {
+  const ShardPlan plan = make_shard_plan(40, 8, 2, true);
+  const std::vector<int64_t> perm = epoch_permutation(5, 2, 40);
+  EXPECT_EQ(shard_indices(plan, 5, 2, 3, 1),
+            std::vector<int64_t>(perm.begin() + 3 * 8 + 4, perm.begin() + 4 * 8));
+}
+
 TEST(ShardPlan, BatchSizeNotDivisibleByWorldSizeNamesTheFlag) {
   try {
     make_shard_plan(100, 10, 3, true);

@@ -57,5 +57,8 @@ ShardPlan make_shard_plan(int64_t num_samples, int64_t global_batch_size, int64_
 // The dataset indices of (step, rank) given the epoch's permutation.
 std::vector<int64_t> shard_indices(const ShardPlan& plan, const std::vector<int64_t>& permutation,
                                    int64_t step, int64_t rank);
+// The same from (seed, epoch): computes the epoch's permutation (O(n); cache it when looping).
+std::vector<int64_t> shard_indices(const ShardPlan& plan, uint64_t seed, int64_t epoch,
+                                   int64_t step, int64_t rank, bool shuffle = true);
 
 }  // namespace lmt::data
