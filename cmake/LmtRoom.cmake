@@ -13,6 +13,11 @@ endif()
 function(lmt_use_pch target)
   if(LMT_PCH)
     target_precompile_headers(${target} REUSE_FROM lmt_pch)
+    # Executables default to -fPIE; GCC only accepts the (-fPIC) PCH with matching flags.
+    get_target_property(type ${target} TYPE)
+    if(type STREQUAL "EXECUTABLE")
+      target_compile_options(${target} PRIVATE -fPIC)
+    endif()
   endif()
 endfunction()
 
