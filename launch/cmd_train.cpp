@@ -1,0 +1,189 @@
+// lmt train: flags/INI -> TrainOptions, the resolved config beside the run, progress on rank 0.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <lmt/dist/communicator.h>
+#include <lmt/train/metrics.h>
+#include <lmt/train/trainer.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "progress.h"
+
+namespace lmt::launch {
+
+int default_threads(const Session& session) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int per_node = session.runtime ? std::max(1, session.runtime->env().local_size) : 1;
+  return std::max(1, cores / per_node);
+}
+
+static void add_train_options(CommandLine& cli) {
+  auto s = [] { return po::value<std::string>(); };
+  auto i = [] { return po::value<int64_t>(); };
+  auto d = [] { return po::value<double>(); };
+  auto b = [] { return po::value<bool>(); };
+  cli.options.add_options()
+      // data
+      ("data", s()->required()->value_name("DIR"), "dataset directory with train.h5 and test.h5")
+      ("random-crop-padding", i()->default_value(0), "random crop after zero-padding by N (0: off)")
+      ("hflip", b()->default_value(false), "random horizontal flip (true/false)")
+      ("pad-to", i()->default_value(0), "zero-pad images to N x N for the model (0: native)")
+      ("loader-threads", po::value<int>()->default_value(1), "background loader threads")
+      // model
+      ("model", s()->default_value("lmt-mnist"), "architecture (lmt-mnist, resnet18, ...)")
+      ("model-option", po::value<std::vector<std::string>>()->value_name("KEY=VALUE"),
+       "architecture option, repeatable (e.g. stem=cifar)")
+      ("normalize", b()->default_value(true), "normalize inputs with the dataset mean/std")
+      // optimisation
+      ("epochs", i()->default_value(1), "epochs")
+      ("batch-size", i()->default_value(64), "GLOBAL batch size (split evenly over the ranks)")
+      ("max-steps", i()->default_value(-1), "stop after N optimizer steps (-1: all epochs)")
+      ("optimizer", s()->default_value("adam"), "sgd or adam")
+      ("lr", d()->default_value(1e-3), "learning rate")
+      ("momentum", d()->default_value(0.9), "SGD momentum")
+      ("weight-decay", d()->default_value(0.0), "weight decay")
+      ("schedule", s()->default_value("constant"), "constant, cosine or step")
+      ("warmup-epochs", d()->default_value(0.0), "linear learning-rate warm-up (epochs)")
+      ("lr-steps", s()->default_value(""), "epochs at which 'step' decays the lr (e.g. 30,60)")
+      ("lr-gamma", d()->default_value(0.1), "decay factor of 'step'")
+      // objective
+      ("loss", s()->default_value("ce"), "ce or lmt")
+      ("lmt-c", d()->default_value(1.0), "LMT target radius c")
+      ("lmt-c-warmup", d()->default_value(0.0), "linear warm-up of c over N epochs")
+      ("lmt-head", s()->default_value("global"), "global (sqrt2 c L) or pairwise (c L_h |w_t-w_i|)")
+      ("lmt-clip", b()->default_value(false), "clip the LMT shift at the current margin")
+      ("pi-sync", s()->default_value("average"), "power-iteration sync across ranks: average|split")
+      ("log-layer-bounds", b()->default_value(false), "write every layer's sigma to metrics.jsonl")
+      // run
+      ("out", s()->required()->value_name("RUN_DIR"), "run directory (metrics, config, model)")
+      ("seed", po::value<uint64_t>()->default_value(0), "seed of weights, data order, augmentation")
+      ("threads", po::value<int>(), "intra-op threads (default: cores / ranks on this node)")
+      ("log-every", i()->default_value(50), "progress line every N steps when not on a terminal")
+      // data parallelism
+      ("bucket-cap-mb", d()->default_value(25.0), "gradient bucket cap (MiB)")
+      ("overlap", b()->default_value(true), "overlap gradient all-reduce with backward")
+      ("collective-timeout", po::value<int>()->default_value(300),
+       "seconds before a stuck collective aborts the job");
+}
+
+static train::TrainOptions to_options(const po::variables_map& vm, const Session& session) {
+  train::TrainOptions o;
+  o.data_dir = vm["data"].as<std::string>();
+  o.random_crop_padding = vm["random-crop-padding"].as<int64_t>();
+  o.horizontal_flip = vm["hflip"].as<bool>();
+  o.pad_to = vm["pad-to"].as<int64_t>();
+  o.loader_threads = vm["loader-threads"].as<int>();
+  o.model = vm["model"].as<std::string>();
+  if (vm.count("model-option")) {
+    for (const auto& kv : vm["model-option"].as<std::vector<std::string>>()) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw UsageError("the argument ('" + kv + "') for option '--model-option' is invalid "
+                         "(expected KEY=VALUE)");
+      o.model_options[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+  }
+  o.normalize_input = vm["normalize"].as<bool>();
+  o.epochs = vm["epochs"].as<int64_t>();
+  o.batch_size = vm["batch-size"].as<int64_t>();
+  o.max_steps = vm["max-steps"].as<int64_t>();
+  o.optimizer = vm["optimizer"].as<std::string>();
+  o.lr = vm["lr"].as<double>();
+  o.momentum = vm["momentum"].as<double>();
+  o.weight_decay = vm["weight-decay"].as<double>();
+  o.schedule = vm["schedule"].as<std::string>();
+  o.warmup_epochs = vm["warmup-epochs"].as<double>();
+  if (!vm["lr-steps"].as<std::string>().empty())
+    for (double e : parse_number_list("lr-steps", vm["lr-steps"].as<std::string>()))
+      o.lr_steps.push_back(int64_t(e));
+  o.lr_gamma = vm["lr-gamma"].as<double>();
+  o.loss = vm["loss"].as<std::string>();
+  o.lmt_c = vm["lmt-c"].as<double>();
+  o.lmt_c_warmup_epochs = vm["lmt-c-warmup"].as<double>();
+  o.lmt_head = vm["lmt-head"].as<std::string>();
+  o.lmt_clip = vm["lmt-clip"].as<bool>();
+  o.pi_sync = vm["pi-sync"].as<std::string>();
+  o.log_layer_bounds = vm["log-layer-bounds"].as<bool>();
+  o.out_dir = vm["out"].as<std::string>();
+  o.seed = vm["seed"].as<uint64_t>();
+  o.threads = vm.count("threads") ? vm["threads"].as<int>() : default_threads(session);
+  o.log_every = vm["log-every"].as<int64_t>();
+  o.bucket_cap_mb = vm["bucket-cap-mb"].as<double>();
+  o.overlap = vm["overlap"].as<bool>();
+  o.collective_timeout_s = vm["collective-timeout"].as<int>();
+
+  auto positive = [&](const char* flag, double value) {
+    if (!(value > 0)) throw UsageError("option '--" + std::string(flag) + "' must be positive");
+  };
+  positive("epochs", double(o.epochs));
+  positive("batch-size", double(o.batch_size));
+  positive("lr", o.lr);
+  positive("collective-timeout", o.collective_timeout_s);
+  positive("bucket-cap-mb", o.bucket_cap_mb);
+  if (o.threads < 1) throw UsageError("option '--threads' must be positive");
+  if (o.batch_size % session.comm->size() != 0)
+    throw UsageError("option '--batch-size' (" + std::to_string(o.batch_size) +
+                     ") must be divisible by the number of ranks (" +
+                     std::to_string(session.comm->size()) + ")");
+  return o;
+}
+
+int run_train(int argc, char** argv, Session& session) {
+  CommandLine cli;
+  cli.command = "train";
+  cli.usage = "lmt train --data DIR --out RUN_DIR [options]   (mpirun -np N lmt train ... for N ranks)";
+  add_train_options(cli);
+  po::variables_map vm;
+  if (!parse(cli, argc, argv, vm)) return 0;
+  require_choice(vm, "optimizer", {"sgd", "adam"});
+  require_choice(vm, "schedule", {"constant", "cosine", "step"});
+  require_choice(vm, "loss", {"ce", "lmt"});
+  require_choice(vm, "lmt-head", {"global", "pairwise"});
+  require_choice(vm, "pi-sync", {"average", "split"});
+
+  session.comm = dist::make_mpi_communicator(
+      dist::CommOptions().timeout(std::chrono::seconds(vm["collective-timeout"].as<int>())));
+  train::TrainOptions options = to_options(vm, session);
+  const bool root = session.rank() == 0;
+  if (root) {
+    std::filesystem::create_directories(options.out_dir);
+    write_file_atomic(options.out_dir + "/config.ini", resolved_config(cli, vm));
+  }
+
+  train::Trainer trainer(options, session.comm);
+  Progress progress("train");
+  if (root) {
+    trainer.on_message([&](const std::string& text) { progress.message(text); });
+    trainer.on_step([&](const train::StepEvent& e) {
+      char tail[160];
+      if (e.bound >= 0)
+        std::snprintf(tail, sizeof tail, "epoch %lld/%lld  loss %.4f  L %.4g",
+                      (long long)e.epoch + 1, (long long)e.epochs, e.loss, e.bound);
+      else
+        std::snprintf(tail, sizeof tail, "epoch %lld/%lld  loss %.4f", (long long)e.epoch + 1,
+                      (long long)e.epochs, e.loss);
+      progress.update(e.global_step, e.total_steps, e.elapsed_s, e.images_per_s, tail);
+    });
+  }
+  auto summary = trainer.run();
+  progress.finish();
+  if (root) {
+    train::JsonLine line;
+    line.add("command", "train")
+        .add("steps", summary.steps)
+        .add("train_accuracy", summary.train_accuracy)
+        .add("test_accuracy", summary.test_accuracy)
+        .add("wall_s", summary.wall_s)
+        .add("images_per_s", summary.images_per_s)
+        .add("world_size", session.comm->size())
+        .add("model_file", summary.model_file);
+    if (summary.bound >= 0) line.add("lipschitz_bound", summary.bound);
+    std::cout << line.str() << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace lmt::launch

@@ -1,0 +1,16 @@
+// Private to models/: the factories of the built-in architectures, gathered by the registry.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <lmt/models/model.h>
+
+namespace lmt::models {
+
+std::map<std::string, ModelFactory> builtin_models();
+
+std::shared_ptr<Model> make_lmt_mnist(const ModelConfig& config);
+std::shared_ptr<Model> make_resnet(const ModelConfig& config, int depth);
+
+}  // namespace lmt::models

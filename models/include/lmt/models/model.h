@@ -1,0 +1,80 @@
+// lmt::models: the Model base every architecture derives from, its configuration, the registry
+// that builds a model by name, and the model file that carries weights plus configuration.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <lmt/lipschitz/bounded_module.h>
+
+namespace lmt::models {
+
+class ModelError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What a model is built from: its name, the input geometry and classes (from the dataset file),
+// the input normalization (part of the model and of its bound) and architecture options.
+struct ModelConfig {
+  std::string name;
+  int64_t num_classes = 10;
+  int64_t channels = 1;
+  int64_t height = 28;
+  int64_t width = 28;
+  std::vector<float> mean;  // empty: no input normalization
+  std::vector<float> std;
+  std::map<std::string, std::string> options;  // architecture options ("depths", "width", ...)
+
+  // Option lookups with a default; a malformed value throws ModelError naming the option.
+  int64_t option_int(const std::string& key, int64_t fallback) const;
+  double option_double(const std::string& key, double fallback) const;
+  std::string option_string(const std::string& key, const std::string& fallback) const;
+  std::vector<int64_t> option_ints(const std::string& key, std::vector<int64_t> fallback) const;
+
+  // Line-oriented "key=value" text, stored inside model files and checkpoints.
+  std::string serialize() const;
+  static ModelConfig deserialize(const std::string& text);
+};
+
+// A trainable image classifier: pixels in [0,1], shape [N,C,H,W] -> logits [N,classes].
+class Model : public lipschitz::BoundedModule {
+ public:
+  explicit Model(ModelConfig config) : config_(std::move(config)) {}
+  const ModelConfig& config() const { return config_; }
+
+  // False for models without a finite global bound (ViT): certification refuses them.
+  virtual bool has_bound() const { return true; }
+  // The last linear layer split off, for the pairwise margin; undefined when not applicable.
+  virtual lipschitz::HeadSplit head_split(lipschitz::BoundMode /*mode*/) { return {}; }
+
+ protected:
+  ModelConfig config_;
+};
+
+using ModelFactory = std::function<std::shared_ptr<Model>(const ModelConfig&)>;
+
+// Builds a registered model; an unknown name throws ModelError listing the known ones.
+std::shared_ptr<Model> make_model(const ModelConfig& config);
+std::vector<std::string> model_names();
+// Adds a model to the registry (used by the built-in models and by plugins).
+void register_model(const std::string& name, ModelFactory factory);
+
+int64_t parameter_count(const torch::nn::Module& module);
+
+// A model file: configuration plus parameters and buffers, written atomically (temporary name,
+// fsync, rename). `metadata` holds extra key=value facts (bound, accuracy) for tools.
+void save_model_file(const std::string& path, Model& model,
+                     const std::map<std::string, std::string>& metadata = {});
+struct LoadedModel {
+  std::shared_ptr<Model> model;
+  std::map<std::string, std::string> metadata;
+};
+LoadedModel load_model_file(const std::string& path);
+
+}  // namespace lmt::models

@@ -1,0 +1,70 @@
+// The network of the LMT paper's MNIST experiment (after Wong & Kolter 2018): two 4x4 stride-2
+// convolutions (16, 32 channels), a 100-unit hidden layer and the class layer, ReLU between.
+#include <lmt/lipschitz/layers.h>
+#include <lmt/lipschitz/modules.h>
+
+#include "builtin_models.h"
+
+namespace lmt::models {
+namespace {
+
+class LmtMnist : public Model {
+ public:
+  explicit LmtMnist(const ModelConfig& c) : Model(c) {
+    const int64_t hidden = c.option_int("hidden", 100);
+    if (!c.mean.empty())
+      normalize_ = register_module(
+          "normalize", lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
+                                                     std::vector<double>(c.std.begin(), c.std.end())));
+    conv1_ = register_module("conv1", lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(
+                                          c.channels, 16, 4, c.height, c.width)
+                                          .stride(2)
+                                          .padding(1)));
+    conv2_ = register_module(
+        "conv2", lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(
+                                              16, 32, 4, conv1_->output_height(), conv1_->output_width())
+                                              .stride(2)
+                                              .padding(1)));
+    const int64_t flat = 32 * conv2_->output_height() * conv2_->output_width();
+    fc1_ = register_module("fc1", lipschitz::BoundedLinear(flat, hidden));
+    fc2_ = register_module("fc2", lipschitz::BoundedLinear(hidden, c.num_classes));
+  }
+
+  at::Tensor features(const at::Tensor& input) {
+    at::Tensor x = normalize_ ? normalize_->forward(input) : input;
+    x = conv1_->forward(x).relu();
+    x = conv2_->forward(x).relu();
+    return fc1_->forward(x.flatten(1)).relu();
+  }
+
+  at::Tensor forward(const at::Tensor& input) override { return fc2_->forward(features(input)); }
+
+  at::Tensor body_bound(lipschitz::BoundMode mode) {
+    at::Tensor bound = conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode) *
+                       fc1_->spectral_norm(mode);
+    return normalize_ ? bound * normalize_->lipschitz_bound(mode) : bound;
+  }
+
+  at::Tensor lipschitz_bound(lipschitz::BoundMode mode) override {
+    return body_bound(mode) * fc2_->spectral_norm(mode);
+  }
+
+  lipschitz::HeadSplit head_split(lipschitz::BoundMode mode) override {
+    return {body_bound(mode), mode == lipschitz::BoundMode::kSound
+                                  ? fc2_->weight.detach().to(at::kDouble)
+                                  : fc2_->weight};
+  }
+
+ private:
+  lipschitz::InputNormalization normalize_{nullptr};
+  lipschitz::BoundedConv2d conv1_{nullptr}, conv2_{nullptr};
+  lipschitz::BoundedLinear fc1_{nullptr}, fc2_{nullptr};
+};
+
+}  // namespace
+
+std::shared_ptr<Model> make_lmt_mnist(const ModelConfig& config) {
+  return std::make_shared<LmtMnist>(config);
+}
+
+}  // namespace lmt::models

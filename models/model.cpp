@@ -1,0 +1,162 @@
+// Model configuration parsing, the registry of architectures, parameter counting.
+#include <lmt/models/model.h>
+
+#include <mutex>
+#include <sstream>
+
+#include "builtin_models.h"
+
+namespace lmt::models {
+namespace {
+
+std::string join_floats(const std::vector<float>& v) {
+  std::ostringstream out;
+  out.precision(9);
+  for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+  return out.str();
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, sep)) parts.push_back(part);
+  return parts;
+}
+
+std::map<std::string, ModelFactory>& registry() {
+  static std::map<std::string, ModelFactory> models = builtin_models();
+  return models;
+}
+std::mutex registry_mutex;
+
+}  // namespace
+
+int64_t ModelConfig::option_int(const std::string& key, int64_t fallback) const {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  try {
+    size_t used = 0;
+    int64_t value = std::stoll(it->second, &used);
+    if (used == it->second.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw ModelError("model option '" + key + "': expected an integer, got '" + it->second + "'");
+}
+
+double ModelConfig::option_double(const std::string& key, double fallback) const {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  try {
+    size_t used = 0;
+    double value = std::stod(it->second, &used);
+    if (used == it->second.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw ModelError("model option '" + key + "': expected a number, got '" + it->second + "'");
+}
+
+std::string ModelConfig::option_string(const std::string& key, const std::string& fallback) const {
+  auto it = options.find(key);
+  return it == options.end() ? fallback : it->second;
+}
+
+std::vector<int64_t> ModelConfig::option_ints(const std::string& key,
+                                              std::vector<int64_t> fallback) const {
+  auto it = options.find(key);
+  if (it == options.end()) return fallback;
+  std::vector<int64_t> values;
+  for (const auto& part : split(it->second, ',')) {
+    try {
+      size_t used = 0;
+      values.push_back(std::stoll(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (const std::exception&) {
+      throw ModelError("model option '" + key + "': expected comma-separated integers, got '" +
+                       it->second + "'");
+    }
+  }
+  return values;
+}
+
+std::string ModelConfig::serialize() const {
+  std::ostringstream out;
+  out << "name=" << name << "\n"
+      << "num_classes=" << num_classes << "\n"
+      << "channels=" << channels << "\n"
+      << "height=" << height << "\n"
+      << "width=" << width << "\n"
+      << "mean=" << join_floats(mean) << "\n"
+      << "std=" << join_floats(std) << "\n";
+  for (const auto& [key, value] : options) out << "option." << key << "=" << value << "\n";
+  return out.str();
+}
+
+ModelConfig ModelConfig::deserialize(const std::string& text) {
+  ModelConfig config;
+  auto floats = [](const std::string& value) {
+    std::vector<float> v;
+    for (const auto& part : split(value, ',')) v.push_back(std::stof(part));
+    return v;
+  };
+  for (const auto& line : split(text, '\n')) {
+    if (line.empty()) continue;
+    auto eq = line.find('=');
+    if (eq == std::string::npos) throw ModelError("model configuration: malformed line '" + line + "'");
+    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    try {
+      if (key == "name") config.name = value;
+      else if (key == "num_classes") config.num_classes = std::stoll(value);
+      else if (key == "channels") config.channels = std::stoll(value);
+      else if (key == "height") config.height = std::stoll(value);
+      else if (key == "width") config.width = std::stoll(value);
+      else if (key == "mean") config.mean = floats(value);
+      else if (key == "std") config.std = floats(value);
+      else if (key.rfind("option.", 0) == 0) config.options[key.substr(7)] = value;
+      else throw ModelError("model configuration: unknown field '" + key + "'");
+    } catch (const std::invalid_argument&) {
+      throw ModelError("model configuration: field '" + key + "' has malformed value '" + value + "'");
+    }
+  }
+  if (config.name.empty()) throw ModelError("model configuration: field 'name' missing");
+  return config;
+}
+
+std::shared_ptr<Model> make_model(const ModelConfig& config) {
+  ModelFactory factory;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    auto it = registry().find(config.name);
+    if (it == registry().end()) {
+      std::string known;
+      for (const auto& [name, f] : registry()) known += (known.empty() ? "" : ", ") + name;
+      throw ModelError("unknown model '" + config.name + "' (known: " + known + ")");
+    }
+    factory = it->second;
+  }
+  if (config.num_classes < 2) throw ModelError("model: num_classes must be >= 2");
+  if (!config.mean.empty() &&
+      (config.mean.size() != size_t(config.channels) || config.std.size() != config.mean.size()))
+    throw ModelError("model: mean/std must have one value per input channel");
+  return factory(config);
+}
+
+std::vector<std::string> model_names() {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, f] : registry()) names.push_back(name);
+  return names;
+}
+
+void register_model(const std::string& name, ModelFactory factory) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  registry()[name] = std::move(factory);
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
+  int64_t count = 0;
+  for (const auto& p : module.parameters()) count += p.numel();
+  return count;
+}
+
+}  // namespace lmt::models

@@ -1,0 +1,45 @@
+// lmt::train: machine-readable run output. JsonLine builds one JSON object; MetricsWriter appends
+// lines to RUN_DIR/metrics.jsonl and flushes each, so a crashed run keeps every finished line.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace lmt::train {
+
+class JsonLine {
+ public:
+  JsonLine& add(const std::string& key, double value);
+  JsonLine& add(const std::string& key, int64_t value);
+  JsonLine& add(const std::string& key, int value) { return add(key, int64_t(value)); }
+  JsonLine& add(const std::string& key, const std::string& value);
+  JsonLine& add(const std::string& key, const char* value) { return add(key, std::string(value)); }
+  JsonLine& add(const std::string& key, bool value);
+  JsonLine& add(const std::string& key, const std::vector<double>& values);
+  // A value that is already JSON (an object or array built elsewhere).
+  JsonLine& add_raw(const std::string& key, const std::string& json);
+  std::string str() const { return "{" + body_ + "}"; }
+
+ private:
+  void key(const std::string& k);
+  std::string body_;
+};
+
+std::string json_escape(const std::string& text);
+
+class MetricsWriter {
+ public:
+  MetricsWriter() = default;
+  // Opens `path` for appending (a resumed run continues the same file).
+  explicit MetricsWriter(const std::string& path, bool truncate = false);
+  void write(const JsonLine& line);
+  bool is_open() const { return out_.is_open(); }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace lmt::train

@@ -1,0 +1,65 @@
+// lmt::train: everything a training run is configured by (the CLI fills it from flags and INI
+// files; a library user fills it directly), and the room's exception type.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lmt::train {
+
+class TrainError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainOptions {
+  // Data: DIR with train.h5 and test.h5 (lmt convert writes them).
+  std::string data_dir;
+  int64_t random_crop_padding = 0;  // 0: off
+  bool horizontal_flip = false;
+  int64_t pad_to = 0;  // zero-pad inputs to pad_to x pad_to (0: native size)
+  int loader_threads = 1;
+
+  // Model.
+  std::string model = "lmt-mnist";
+  std::map<std::string, std::string> model_options;
+  bool normalize_input = true;  // (x - mean)/std from the dataset file, inside the model
+
+  // Optimisation. batch_size is the GLOBAL batch (split evenly over ranks).
+  int64_t epochs = 1;
+  int64_t batch_size = 64;
+  int64_t max_steps = -1;  // stop after this many optimizer steps (-1: all epochs)
+  std::string optimizer = "adam";  // sgd | adam
+  double lr = 1e-3;
+  double momentum = 0.9;
+  double weight_decay = 0.0;
+  std::string schedule = "constant";  // constant | cosine | step
+  double warmup_epochs = 0.0;          // linear lr warm-up
+  std::vector<int64_t> lr_steps;       // epochs at which `step` multiplies lr by lr_gamma
+  double lr_gamma = 0.1;
+
+  // Objective.
+  std::string loss = "ce";  // ce | lmt
+  double lmt_c = 1.0;
+  double lmt_c_warmup_epochs = 0.0;
+  std::string lmt_head = "global";  // global | pairwise
+  bool lmt_clip = false;
+  std::string pi_sync = "average";  // average | split: how ranks agree on power-iteration vectors
+  bool log_layer_bounds = false;    // debug: every operator's sigma in metrics.jsonl
+
+  // Run.
+  std::string out_dir;
+  uint64_t seed = 0;
+  int threads = 0;  // intra-op threads (0: all cores)
+  int64_t log_every = 50;  // steps between progress lines / step metrics
+
+  // Data parallelism.
+  double bucket_cap_mb = 25.0;
+  bool overlap = true;
+  int collective_timeout_s = 300;
+};
+
+}  // namespace lmt::train

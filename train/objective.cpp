@@ -1,0 +1,63 @@
+// Cross-entropy and LMT objectives (the margin arithmetic itself lives in lipschitz/).
+#include <lmt/train/objective.h>
+
+#include <torch/nn/functional/loss.h>
+
+#include <lmt/lipschitz/lmt_loss.h>
+
+namespace lmt::train {
+namespace {
+
+class CrossEntropy : public Objective {
+ public:
+  ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
+                          double) override {
+    ObjectiveOutput out;
+    out.logits = model.forward(images);
+    out.loss = torch::nn::functional::cross_entropy(out.logits, labels);
+    return out;
+  }
+};
+
+class LipschitzMargin : public Objective {
+ public:
+  explicit LipschitzMargin(const TrainOptions& options) : options_(options) {}
+  bool needs_bound() const override { return true; }
+
+  ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
+                          double epoch_progress) override {
+    const double c =
+        lipschitz::lmt_c_at(options_.lmt_c, options_.lmt_c_warmup_epochs, epoch_progress);
+    ObjectiveOutput out;
+    out.logits = model.forward(images);
+    if (options_.lmt_head == "pairwise") {
+      auto head = model.head_split(lipschitz::BoundMode::kTrain);
+      if (!head.defined())
+        throw TrainError("--lmt-head pairwise: model '" + model.config().name +
+                         "' does not end in a linear layer");
+      out.bound = head.body_bound;
+      out.loss = lipschitz::lmt_pairwise_loss(out.logits, labels, head, c, options_.lmt_clip);
+    } else {
+      out.bound = model.lipschitz_bound(lipschitz::BoundMode::kTrain);
+      out.loss = lipschitz::lmt_loss(out.logits, labels, out.bound, c, options_.lmt_clip);
+    }
+    return out;
+  }
+
+ private:
+  TrainOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Objective> make_objective(const TrainOptions& options) {
+  if (options.loss == "ce") return std::make_unique<CrossEntropy>();
+  if (options.loss == "lmt") {
+    if (options.lmt_head != "global" && options.lmt_head != "pairwise")
+      throw TrainError("--lmt-head: expected global or pairwise, got '" + options.lmt_head + "'");
+    return std::make_unique<LipschitzMargin>(options);
+  }
+  throw TrainError("--loss: unknown objective '" + options.loss + "' (expected ce or lmt)");
+}
+
+}  // namespace lmt::train

@@ -1,0 +1,290 @@
+// The training loop: shard, forward, bound, objective, backward, bucketed gradient all-reduce,
+// optimizer step, metrics; evaluation at each epoch end; the final model on rank 0.
+#include <lmt/train/trainer.h>
+
+#include <ATen/Parallel.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include <lmt/data/loader.h>
+#include <lmt/dist/grad_sync.h>
+#include <lmt/dist/module_sync.h>
+#include <lmt/dist/vector_sync.h>
+#include <lmt/lipschitz/bounded_module.h>
+#include <lmt/train/evaluate.h>
+#include <lmt/train/metrics.h>
+#include <lmt/train/objective.h>
+#include <lmt/train/schedule.h>
+
+namespace lmt::train {
+
+using Clock = std::chrono::steady_clock;
+
+struct Trainer::State {
+  TrainOptions options;
+  std::shared_ptr<dist::Communicator> comm;
+  std::unique_ptr<data::Loader> train_loader, test_loader;
+  std::shared_ptr<models::Model> model;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<dist::GradSync> grad_sync;
+  std::unique_ptr<Objective> objective;
+  MetricsWriter metrics;
+  std::function<void(const StepEvent&)> step_callback;
+  std::function<void(const std::string&)> message_callback;
+  int64_t global_step = 0;
+
+  bool is_root() const { return comm->rank() == 0; }
+  void message(const std::string& text) const {
+    if (is_root() && message_callback) message_callback(text);
+  }
+  void advance_power_iteration();
+};
+
+static std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
+                                                               std::vector<at::Tensor> params) {
+  if (o.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+  if (o.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+  throw TrainError("--optimizer: unknown optimizer '" + o.optimizer + "' (expected sgd or adam)");
+}
+
+static void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+}
+
+Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
+    : state_(std::make_unique<State>()) {
+  auto& s = *state_;
+  s.options = std::move(options);
+  s.comm = std::move(comm);
+  const auto& o = s.options;
+  if (o.data_dir.empty()) throw TrainError("--data: a dataset directory is required");
+  if (o.epochs < 1) throw TrainError("--epochs: must be >= 1");
+  if (o.threads > 0) at::set_num_threads(o.threads);
+  if (o.pi_sync != "average" && o.pi_sync != "split")
+    throw TrainError("--pi-sync: expected average or split, got '" + o.pi_sync + "'");
+
+  const int rank = s.comm->rank(), world = s.comm->size();
+  const std::string train_file = o.data_dir + "/train.h5", test_file = o.data_dir + "/test.h5";
+  const int64_t pad = o.pad_to;
+  s.train_loader = std::make_unique<data::Loader>(
+      train_file, data::LoaderOptions()
+                      .batch_size(o.batch_size)
+                      .rank(rank)
+                      .world_size(world)
+                      .seed(o.seed)
+                      .shuffle(true)
+                      .drop_last(true)
+                      .random_crop_padding(o.random_crop_padding)
+                      .horizontal_flip(o.horizontal_flip)
+                      .pad_to(pad, pad)
+                      .threads(o.loader_threads));
+  s.test_loader = std::make_unique<data::Loader>(
+      test_file, data::LoaderOptions()
+                     .batch_size(std::max<int64_t>(o.batch_size, 256 * world))
+                     .rank(rank)
+                     .world_size(world)
+                     .seed(o.seed)
+                     .shuffle(false)
+                     .drop_last(false)
+                     .pad_to(pad, pad)
+                     .threads(o.loader_threads));
+  if (s.train_loader->steps_per_epoch() < 1)
+    throw TrainError("--batch-size: " + std::to_string(o.batch_size) + " exceeds the " +
+                     std::to_string(s.train_loader->info().size) + " training images");
+
+  const auto& info = s.train_loader->info();
+  models::ModelConfig config;
+  config.name = o.model;
+  config.num_classes = info.num_classes;
+  config.channels = info.channels;
+  config.height = pad > 0 ? pad : info.height;
+  config.width = pad > 0 ? pad : info.width;
+  if (o.normalize_input) {
+    config.mean = info.mean;
+    config.std = info.std;
+  }
+  config.options = o.model_options;
+  torch::manual_seed(o.seed);
+  s.model = models::make_model(config);
+  s.objective = make_objective(o);
+  dist::verify_and_broadcast(*s.comm, *s.model);
+  s.optimizer = make_optimizer(o, s.model->parameters());
+  s.grad_sync = std::make_unique<dist::GradSync>(
+      s.comm, s.model->parameters(),
+      dist::GradSyncOptions()
+          .bucket_cap_bytes(int64_t(o.bucket_cap_mb * 1024 * 1024))
+          .overlap(o.overlap));
+
+  if (s.is_root()) {
+    if (o.out_dir.empty()) throw TrainError("--out: a run directory is required");
+    std::filesystem::create_directories(o.out_dir);
+    s.metrics = MetricsWriter(o.out_dir + "/metrics.jsonl", /*truncate=*/true);
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::on_step(std::function<void(const StepEvent&)> callback) {
+  state_->step_callback = std::move(callback);
+}
+void Trainer::on_message(std::function<void(const std::string&)> callback) {
+  state_->message_callback = std::move(callback);
+}
+models::Model& Trainer::model() { return *state_->model; }
+
+// Makes the power-iteration vectors identical on every rank after this step's update: either
+// every rank iterates all operators and the vectors are averaged, or each rank iterates its
+// share and the owners' vectors are shared.
+void Trainer::State::advance_power_iteration() {
+  auto& s = *this;
+  if (s.comm->size() == 1 || s.options.pi_sync == "average") {
+    lipschitz::power_iteration_step(*s.model);
+    if (s.comm->size() > 1) {
+      auto vectors = lipschitz::power_iteration_vectors(*s.model);
+      dist::average_unit_vectors(*s.comm, vectors);
+    }
+    return;
+  }
+  auto operators = lipschitz::spectral_operators(*s.model);
+  for (size_t i = 0; i < operators.size(); ++i)
+    if (int(i % size_t(s.comm->size())) == s.comm->rank()) operators[i].op->power_iteration_step();
+  auto vectors = lipschitz::power_iteration_vectors(*s.model);
+  dist::share_owned_vectors(*s.comm, vectors);
+}
+
+static std::string layer_bounds_json(models::Model& model) {
+  at::NoGradGuard no_grad;
+  std::ostringstream out;
+  out << "{";
+  bool first = true;
+  for (auto& named : lipschitz::spectral_operators(model)) {
+    out << (first ? "" : ",") << json_escape(named.name) << ":"
+        << named.op->spectral_norm(lipschitz::BoundMode::kTrain).item<double>();
+    first = false;
+  }
+  return out.str() + "}";
+}
+
+TrainSummary Trainer::run() {
+  auto& s = *state_;
+  const auto& o = s.options;
+  const int64_t steps_per_epoch = s.train_loader->steps_per_epoch();
+  int64_t total_steps = steps_per_epoch * o.epochs;
+  if (o.max_steps >= 0) total_steps = std::min(total_steps, o.max_steps);
+  const int64_t local_batch = o.batch_size / s.comm->size();
+
+  s.message("model " + o.model + ": " + std::to_string(models::parameter_count(*s.model)) +
+            " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
+            std::to_string(o.batch_size) + ", " + std::to_string(steps_per_epoch) +
+            " steps/epoch, " + std::to_string(total_steps) + " steps");
+
+  TrainSummary summary;
+  const auto run_start = Clock::now();
+  double last_bound = -1;
+  for (int64_t epoch = 0; epoch < o.epochs && s.global_step < total_steps; ++epoch) {
+    s.model->train();
+    s.train_loader->start_epoch(epoch);
+    double loss_sum = 0, correct = 0, seen = 0;
+    const auto epoch_start = Clock::now();
+    int64_t step_in_epoch = 0;
+    while (s.global_step < total_steps) {
+      auto batch = s.train_loader->next();
+      if (!batch) break;
+      const double lr = learning_rate_at(o, s.global_step, total_steps, steps_per_epoch);
+      set_learning_rate(*s.optimizer, lr);
+      const double progress = double(epoch) + double(step_in_epoch) / double(steps_per_epoch);
+
+      if (s.objective->needs_bound()) s.advance_power_iteration();
+      ObjectiveOutput out = s.objective->compute(*s.model, batch->images, batch->labels, progress);
+      s.optimizer->zero_grad();
+      out.loss.backward();
+      s.grad_sync->finish();
+      s.optimizer->step();
+
+      const double loss = out.loss.item<double>();
+      if (!std::isfinite(loss))
+        throw TrainError("training diverged: loss is " + std::to_string(loss) + " at step " +
+                         std::to_string(s.global_step) + " (lower --lr?)");
+      loss_sum += loss * double(batch->labels.size(0));
+      correct += out.logits.argmax(1).eq(batch->labels).sum().item<double>();
+      seen += double(batch->labels.size(0));
+      if (out.bound.defined()) last_bound = out.bound.item<double>();
+      ++s.global_step;
+      ++step_in_epoch;
+
+      if (s.step_callback) {
+        StepEvent event;
+        event.epoch = epoch;
+        event.epochs = o.epochs;
+        event.step_in_epoch = step_in_epoch;
+        event.steps_per_epoch = steps_per_epoch;
+        event.global_step = s.global_step;
+        event.total_steps = total_steps;
+        event.loss = loss;
+        event.lr = lr;
+        event.elapsed_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+        const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+        event.images_per_s = double(step_in_epoch * local_batch * s.comm->size()) / epoch_s;
+        event.bound = last_bound;
+        s.step_callback(event);
+      }
+    }
+    const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    auto sums = dist::all_reduce_doubles(*s.comm, {loss_sum, correct, seen}, dist::ReduceOp::kSum);
+    EvalResult test = evaluate(*s.model, *s.test_loader, s.comm.get());
+    summary.train_accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+    summary.test_accuracy = test.accuracy();
+    summary.bound = last_bound;
+    const double wall_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+    const double images_per_s = sums[2] / epoch_s;
+    if (s.is_root()) {
+      JsonLine line;
+      line.add("type", "epoch")
+          .add("epoch", epoch + 1)
+          .add("step", s.global_step)
+          .add("loss", sums[2] > 0 ? sums[0] / sums[2] : 0.0)
+          .add("train_accuracy", summary.train_accuracy)
+          .add("test_accuracy", summary.test_accuracy)
+          .add("test_loss", test.mean_loss())
+          .add("lr", learning_rate_at(o, std::max<int64_t>(s.global_step - 1, 0), total_steps,
+                                      steps_per_epoch))
+          .add("images_per_s", images_per_s)
+          .add("wall_s", wall_s)
+          .add("world_size", s.comm->size());
+      if (last_bound >= 0) line.add("lipschitz_bound", last_bound);
+      if (o.log_layer_bounds) line.add_raw("layer_bounds", layer_bounds_json(*s.model));
+      s.metrics.write(line);
+      char text[256];
+      std::snprintf(text, sizeof text,
+                    "epoch %lld: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.0f images/s",
+                    (long long)(epoch + 1), sums[2] > 0 ? sums[0] / sums[2] : 0.0,
+                    summary.train_accuracy, summary.test_accuracy, images_per_s);
+      s.message(text);
+    }
+    summary.images_per_s = images_per_s;
+  }
+  summary.steps = s.global_step;
+  summary.wall_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+  if (s.is_root()) {
+    summary.model_file = o.out_dir + "/model.pt";
+    std::map<std::string, std::string> metadata{
+        {"test_accuracy", std::to_string(summary.test_accuracy)},
+        {"steps", std::to_string(summary.steps)},
+        {"loss", o.loss}};
+    if (last_bound >= 0) metadata["train_lipschitz_bound"] = std::to_string(last_bound);
+    models::save_model_file(summary.model_file, *s.model, metadata);
+  }
+  return summary;
+}
+
+}  // namespace lmt::train
