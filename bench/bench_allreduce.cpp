@@ -105,10 +105,14 @@ int main(int argc, char** argv) {
     };
     at::Tensor flat = at::full({total}, float(rank + 1));
     std::vector<Row> rows;
-    rows.push_back({"raw MPI_Allreduce, one flat buffer", 1, [&] {
+    rows.push_back({"raw MPI_Allreduce, one flat buffer",
+                    1,
+                    [&] {
                       MPI_Allreduce(MPI_IN_PLACE, flat.data_ptr(), static_cast<int>(total),
                                     MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-                    }, {}, {}});
+                    },
+                    {},
+                    {}});
     // GradSync after backward (overlap off): copy in, bucketed all-reduce, average, copy out.
     std::vector<std::unique_ptr<dist::GradSync>> syncs;
     for (size_t cap_mib : {1, 25, 100}) {
@@ -116,13 +120,16 @@ int main(int argc, char** argv) {
           comm, params, dist::GradSyncOptions().bucket_cap_bytes(cap_mib << 20).overlap(false)));
       dist::GradSync* sync = syncs.back().get();
       rows.push_back({"GradSync, cap " + std::to_string(cap_mib) + " MiB (first 1 MiB)",
-                      sync->buckets().size(), [&, sync] {
+                      sync->buckets().size(),
+                      [&, sync] {
                         for (auto& p : params) p.mutable_grad().fill_(float(rank + 1));
                         sync->finish();
                         for (auto& p : params) {
                           wrong += p.grad().ne((n + 1) / 2.0f).sum().item<int64_t>();
                         }
-                      }, {}, {}});
+                      },
+                      {},
+                      {}});
     }
     for (auto& p : params) p.mutable_grad() = at::zeros_like(p);
     for (int r = 0; r < reps; ++r) {

@@ -12,7 +12,9 @@ namespace lmt::dist {
 CollectiveWatchdog::CollectiveWatchdog(int rank, std::chrono::seconds timeout,
                                        std::function<std::string()> poll,
                                        std::function<void()> before_abort)
-    : rank_(rank), timeout_(timeout), poll_(std::move(poll)),
+    : rank_(rank),
+      timeout_(timeout),
+      poll_(std::move(poll)),
       before_abort_(std::move(before_abort)) {
   thread_ = std::thread([this] { run(); });
 }

@@ -18,8 +18,7 @@ class CollectiveWatchdog {
   // `poll` (optional) runs every tick while a collective is armed and returns a non-empty
   // error text to abort at once (NCCL's async error); `before_abort` runs before MPI_Abort
   // (ncclCommAbort).
-  CollectiveWatchdog(int rank, std::chrono::seconds timeout,
-                     std::function<std::string()> poll = {},
+  CollectiveWatchdog(int rank, std::chrono::seconds timeout, std::function<std::string()> poll = {},
                      std::function<void()> before_abort = {});
   ~CollectiveWatchdog();
   CollectiveWatchdog(const CollectiveWatchdog&) = delete;

@@ -134,8 +134,8 @@ GradSync::GradSync(std::shared_ptr<Communicator> comm, std::vector<at::Tensor> p
     const GradBucket& bucket = s.buckets[b];
     for (size_t k = 0; k < bucket.params.size(); ++k) s.where[bucket.params[k]] = {b, k};
     if (s.comm->size() > 1) {
-      s.flats.push_back(at::empty({bucket.numel}, s.params[bucket.params[0]].options()
-                                                      .requires_grad(false)));
+      s.flats.push_back(
+          at::empty({bucket.numel}, s.params[bucket.params[0]].options().requires_grad(false)));
     }
   }
   s.ready.resize(s.params.size());
@@ -184,8 +184,9 @@ void GradSync::finish() {
     for (size_t b = s.next_launch; b < s.buckets.size(); ++b) s.launch(b);  // keep ranks matched
     for (auto& w : s.works) w->wait();
     s.reset_step();
-    throw DistError("GradSync: a gradient arrived twice before finish(); call finish() after "
-                    "every backward (gradient accumulation is not supported)");
+    throw DistError(
+        "GradSync: a gradient arrived twice before finish(); call finish() after "
+        "every backward (gradient accumulation is not supported)");
   }
   while (s.next_launch < s.buckets.size()) s.launch(s.next_launch++);
   for (size_t b = 0; b < s.buckets.size(); ++b) {

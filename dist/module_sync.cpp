@@ -27,7 +27,8 @@ std::vector<at::Tensor> synced_tensors(torch::nn::Module& module, std::vector<En
   std::vector<at::Tensor> tensors;
   auto add = [&](const char* kind, const std::string& name, const at::Tensor& t) {
     if (!t.defined()) return;
-    if (entries) entries->push_back({kind, name, shape_text(t.sizes()), c10::toString(t.scalar_type())});
+    if (entries)
+      entries->push_back({kind, name, shape_text(t.sizes()), c10::toString(t.scalar_type())});
     tensors.push_back(t);
   };
   for (const auto& p : module.named_parameters(true)) add("parameter", p.key(), p.value());
@@ -38,7 +39,8 @@ std::vector<at::Tensor> synced_tensors(torch::nn::Module& module, std::vector<En
 // One line per tensor; '\n' and '\t' cannot occur in module names.
 std::string encode(const std::vector<Entry>& entries) {
   std::string s;
-  for (const auto& e : entries) s += e.kind + '\t' + e.name + '\t' + e.shape + '\t' + e.dtype + '\n';
+  for (const auto& e : entries)
+    s += e.kind + '\t' + e.name + '\t' + e.shape + '\t' + e.dtype + '\n';
   return s;
 }
 
@@ -77,8 +79,8 @@ std::string first_mismatch(int r, const std::vector<Entry>& mine, const std::vec
     const Entry& a = mine[i];
     const Entry& b = ref[i];
     if (a.kind != b.kind || a.name != b.name) {
-      return who + a.kind + " " + std::to_string(i) + " is '" + a.name + "', rank 0 has " +
-             b.kind + " '" + b.name + "'";
+      return who + a.kind + " " + std::to_string(i) + " is '" + a.name + "', rank 0 has " + b.kind +
+             " '" + b.name + "'";
     }
     if (a.shape != b.shape) {
       return who + a.kind + " '" + a.name + "' has shape " + a.shape + ", rank 0 has " + b.shape;

@@ -21,13 +21,20 @@ namespace {
 
 MPI_Datatype mpi_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kInt: return MPI_INT32_T;
-    case at::kLong: return MPI_INT64_T;
-    case at::kShort: return MPI_INT16_T;
-    case at::kChar: return MPI_INT8_T;
-    case at::kByte: return MPI_UINT8_T;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kShort:
+      return MPI_INT16_T;
+    case at::kChar:
+      return MPI_INT8_T;
+    case at::kByte:
+      return MPI_UINT8_T;
     default:
       throw DistError(std::string("MPI all_reduce: dtype ") + c10::toString(t) +
                       " is not supported (use float, double or an integer type)");
@@ -36,9 +43,12 @@ MPI_Datatype mpi_type(at::ScalarType t) {
 
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kMax: return MPI_MAX;
-    case ReduceOp::kMin: return MPI_MIN;
-    default: return MPI_SUM;  // kAvg = sum, then divide
+    case ReduceOp::kMax:
+      return MPI_MAX;
+    case ReduceOp::kMin:
+      return MPI_MIN;
+    default:
+      return MPI_SUM;  // kAvg = sum, then divide
   }
 }
 
@@ -243,8 +253,9 @@ std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (!initialized) {
-    throw DistError("make_mpi_communicator: MPI is not initialized; construct lmt::dist::Runtime "
-                    "first");
+    throw DistError(
+        "make_mpi_communicator: MPI is not initialized; construct lmt::dist::Runtime "
+        "first");
   }
   return std::make_shared<MpiCommunicator>(options);
 }

@@ -18,22 +18,22 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#define LMT_CUDA_CHECK(call)                                                                 \
-  do {                                                                                       \
-    cudaError_t e_ = (call);                                                                 \
-    if (e_ != cudaSuccess) {                                                                 \
-      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #call    \
-                      " failed: " + cudaGetErrorString(e_));                                 \
-    }                                                                                        \
+#define LMT_CUDA_CHECK(call)                                                   \
+  do {                                                                         \
+    cudaError_t e_ = (call);                                                   \
+    if (e_ != cudaSuccess) {                                                   \
+      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
+                      ": " #call " failed: " + cudaGetErrorString(e_));        \
+    }                                                                          \
   } while (0)
 
-#define LMT_NCCL_CHECK(call)                                                                 \
-  do {                                                                                       \
-    ncclResult_t r_ = (call);                                                                \
-    if (r_ != ncclSuccess) {                                                                 \
-      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #call    \
-                      " failed: " + ncclGetErrorString(r_));                                 \
-    }                                                                                        \
+#define LMT_NCCL_CHECK(call)                                                   \
+  do {                                                                         \
+    ncclResult_t r_ = (call);                                                  \
+    if (r_ != ncclSuccess) {                                                   \
+      throw DistError(std::string(__FILE__) + ":" + std::to_string(__LINE__) + \
+                      ": " #call " failed: " + ncclGetErrorString(r_));        \
+    }                                                                          \
   } while (0)
 
 namespace lmt::dist {
@@ -41,16 +41,24 @@ namespace {
 
 ncclDataType_t nccl_type(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 10, 0)
-    case at::kBFloat16: return ncclBfloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
 #endif
-    case at::kInt: return ncclInt32;
-    case at::kLong: return ncclInt64;
-    case at::kChar: return ncclInt8;
-    case at::kByte: return ncclUint8;
+    case at::kInt:
+      return ncclInt32;
+    case at::kLong:
+      return ncclInt64;
+    case at::kChar:
+      return ncclInt8;
+    case at::kByte:
+      return ncclUint8;
     default:
       throw DistError(std::string("NCCL: dtype ") + c10::toString(t) + " is not supported");
   }
@@ -150,9 +158,15 @@ class NcclCommunicator : public Communicator {
     ncclRedOp_t nop = ncclSum;
     bool divide = false;
     switch (op) {
-      case ReduceOp::kSum: nop = ncclSum; break;
-      case ReduceOp::kMax: nop = ncclMax; break;
-      case ReduceOp::kMin: nop = ncclMin; break;
+      case ReduceOp::kSum:
+        nop = ncclSum;
+        break;
+      case ReduceOp::kMax:
+        nop = ncclMax;
+        break;
+      case ReduceOp::kMin:
+        nop = ncclMin;
+        break;
       case ReduceOp::kAvg:
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 10, 0)
         nop = ncclAvg;
@@ -177,8 +191,8 @@ class NcclCommunicator : public Communicator {
     if (t.device().is_cpu()) return control_->broadcast(t, root);
     check_device(t, "broadcast");
     cudaEvent_t done = enqueue([&] {
-      LMT_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.nbytes(), ncclUint8, root,
-                                   comm_, stream_));
+      LMT_NCCL_CHECK(
+          ncclBroadcast(t.data_ptr(), t.data_ptr(), t.nbytes(), ncclUint8, root, comm_, stream_));
     });
     NcclWork(t, done, device_, *watchdog_).wait();
   }
@@ -191,8 +205,8 @@ class NcclCommunicator : public Communicator {
     at::Tensor out = at::empty(shape, t.options());
     at::Tensor in = t.contiguous();
     cudaEvent_t done = enqueue([&] {
-      LMT_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), in.nbytes(), ncclUint8, comm_,
-                                   stream_));
+      LMT_NCCL_CHECK(
+          ncclAllGather(in.data_ptr(), out.data_ptr(), in.nbytes(), ncclUint8, comm_, stream_));
     });
     NcclWork(out, done, device_, *watchdog_).wait();
     return out;

@@ -33,7 +33,8 @@ Runtime::Runtime(int& argc, char**& argv) {
 
   const char* ntasks = std::getenv("SLURM_NTASKS");
   // mpirun -np 1 inside a Slurm allocation is deliberate; only a direct start is checked.
-  if (launched.launcher != "mpirun" && ntasks != nullptr && std::atoi(ntasks) > 1 && env_.world_size == 1) {
+  if (launched.launcher != "mpirun" && ntasks != nullptr && std::atoi(ntasks) > 1 &&
+      env_.world_size == 1) {
     if (owns_mpi_) MPI_Finalize();
     owns_mpi_ = false;
     throw DistError(std::string("SLURM_NTASKS=") + ntasks +

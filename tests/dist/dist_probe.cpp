@@ -9,17 +9,17 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/nn/functional/loss.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
-#include <torch/nn/functional/loss.h>
 
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 namespace dist = lmt::dist;
 
@@ -87,7 +87,8 @@ void probe_collectives(dist::Communicator& comm) {
   }
   at::Tensor g = comm.all_gather(at::full({2, 3}, int64_t(r)));
   check(g.sizes() == at::IntArrayRef({n, 2, 3}), "all_gather shape");
-  for (int q = 0; q < n; ++q) check(at::equal(g[q], at::full({2, 3}, int64_t(q))), "all_gather row");
+  for (int q = 0; q < n; ++q)
+    check(at::equal(g[q], at::full({2, 3}, int64_t(q))), "all_gather row");
   comm.barrier();
   auto strings = dist::all_gather_strings(comm, "rank-" + std::string(r, 'x'));
   check(static_cast<int>(strings.size()) == n, "all_gather_strings size");
@@ -140,9 +141,10 @@ void probe_grad_sync(std::shared_ptr<dist::Communicator> comm) {
   }
   const size_t cap = std::stoul(arg("cap", "26214400"));
   const size_t first = std::stoul(arg("first", "1048576"));
-  dist::GradSync sync(comm, params,
-                      dist::GradSyncOptions().first_bucket_bytes(first).bucket_cap_bytes(cap)
-                          .overlap(arg("overlap", "1") == "1"));
+  dist::GradSync sync(
+      comm, params,
+      dist::GradSyncOptions().first_bucket_bytes(first).bucket_cap_bytes(cap).overlap(
+          arg("overlap", "1") == "1"));
   // Buckets: reverse registration order, within the caps unless a gradient alone exceeds one.
   std::vector<size_t> order;
   for (size_t b = 0; b < sync.buckets().size(); ++b) {
@@ -151,7 +153,8 @@ void probe_grad_sync(std::shared_ptr<dist::Communicator> comm) {
     check(bucket.params.size() == 1 || bucket.bytes <= (b == 0 ? first : cap), "bucket cap");
   }
   check(order.size() == expected.size(), "every trainable parameter is in one bucket");
-  for (size_t k = 0; k < order.size(); ++k) check(order[k] == order.size() - 1 - k, "reverse order");
+  for (size_t k = 0; k < order.size(); ++k)
+    check(order[k] == order.size() - 1 - k, "reverse order");
   for (int step = 0; step < 2; ++step) {
     net.loss(x, y, use_sometimes).backward();
     sync.finish();
@@ -163,8 +166,10 @@ void probe_grad_sync(std::shared_ptr<dist::Communicator> comm) {
             what + " grad equals the mean of the ranks' gradients");
       at::Tensor all = comm->all_gather(p.grad());
       for (int q = 1; q < n; ++q) check(at::equal(all[q], all[0]), what + " identical on ranks");
-      if (step == 0) p.mutable_grad() = at::Tensor();  // as zero_grad(set_to_none)
-      else p.grad().zero_();
+      if (step == 0)
+        p.mutable_grad() = at::Tensor();  // as zero_grad(set_to_none)
+      else
+        p.grad().zero_();
       ++k;
     }
   }
@@ -190,7 +195,8 @@ void probe_module_sync(dist::Communicator& comm) {
       dist::verify_and_broadcast(comm, net);
       check(false, "verify_and_broadcast accepted a shape mismatch");
     } catch (const dist::DistError& e) {
-      const std::string want = "rank 1: parameter 'fc.weight' has shape [10, 100], rank 0 has [10, 50]";
+      const std::string want =
+          "rank 1: parameter 'fc.weight' has shape [10, 100], rank 0 has [10, 50]";
       check(std::string(e.what()).find(want) != std::string::npos,
             std::string("message names parameter and rank: ") + e.what());
     }
@@ -285,18 +291,26 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto comm = dist::make_mpi_communicator(comm_options());
-    if (what == "collectives") probe_collectives(*comm);
-    else if (what == "grad_sync") probe_grad_sync(comm);
-    else if (what == "module_sync") probe_module_sync(*comm);
-    else if (what == "vectors") probe_vectors(*comm);
-    else if (what == "timeout") probe_timeout(*comm);
-    else if (what == "kill") probe_kill(*comm);
-    else if (what == "throw") probe_throw(*comm);
-    else throw dist::DistError("dist_probe: unknown probe '" + what + "'");
+    if (what == "collectives")
+      probe_collectives(*comm);
+    else if (what == "grad_sync")
+      probe_grad_sync(comm);
+    else if (what == "module_sync")
+      probe_module_sync(*comm);
+    else if (what == "vectors")
+      probe_vectors(*comm);
+    else if (what == "timeout")
+      probe_timeout(*comm);
+    else if (what == "kill")
+      probe_kill(*comm);
+    else if (what == "throw")
+      probe_throw(*comm);
+    else
+      throw dist::DistError("dist_probe: unknown probe '" + what + "'");
     auto total = dist::all_reduce_doubles(*comm, {double(g_failures)}, dist::ReduceOp::kSum);
     if (g_rank == 0) {
-      std::printf("%s %s on %d ranks: %d failures\n", total[0] == 0 ? "PASS" : "FAIL",
-                  what.c_str(), comm->size(), int(total[0]));
+      std::printf("%s %s on %d ranks: %d failures\n", total[0] == 0 ? "PASS" : "FAIL", what.c_str(),
+                  comm->size(), int(total[0]));
     }
     return total[0] == 0 ? 0 : 1;
   } catch (const std::exception& e) {

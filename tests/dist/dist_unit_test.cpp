@@ -53,12 +53,12 @@ TEST(PlanBuckets, SplitsWhereTheDtypeChanges) {
 }
 
 void clear_launcher_env() {
-    for (const char* name : {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
-                             "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
-                             "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_STEP_ID",
-                             "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE"}) {
-      unsetenv(name);
-    }
+  for (const char* name :
+       {"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
+        "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
+        "SLURM_STEP_ID", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE"}) {
+    unsetenv(name);
+  }
 }
 
 // Sets exactly these launcher variables for one test, and clears them afterwards.
@@ -80,9 +80,12 @@ TEST(RankEnv, PlainStartIsAWorldOfOne) {
 }
 
 TEST(RankEnv, ReadsOpenMpiVariables) {
-  ScopedEnv env({{"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_SIZE", "8"},
-                 {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
-                 {"SLURM_PROCID", "0"}, {"SLURM_STEP_ID", "0"}});
+  ScopedEnv env({{"OMPI_COMM_WORLD_RANK", "3"},
+                 {"OMPI_COMM_WORLD_SIZE", "8"},
+                 {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                 {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"},
+                 {"SLURM_PROCID", "0"},
+                 {"SLURM_STEP_ID", "0"}});
   auto e = dist::RankEnv::from_environment();
   EXPECT_EQ(e.launcher, "mpirun");
   EXPECT_EQ(e.rank, 3);
@@ -92,8 +95,11 @@ TEST(RankEnv, ReadsOpenMpiVariables) {
 }
 
 TEST(RankEnv, ReadsSlurmStepVariables) {
-  ScopedEnv env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "6"}, {"SLURM_LOCALID", "2"},
-                 {"SLURM_STEP_ID", "0"}, {"SLURM_TASKS_PER_NODE", "3(x2)"}});
+  ScopedEnv env({{"SLURM_PROCID", "5"},
+                 {"SLURM_NTASKS", "6"},
+                 {"SLURM_LOCALID", "2"},
+                 {"SLURM_STEP_ID", "0"},
+                 {"SLURM_TASKS_PER_NODE", "3(x2)"}});
   auto e = dist::RankEnv::from_environment();
   EXPECT_EQ(e.launcher, "srun");
   EXPECT_EQ(e.rank, 5);
@@ -174,7 +180,8 @@ TEST(GradSync, WithOverlapEveryBucketStartsDuringBackwardInBucketOrder) {
   std::vector<at::Tensor> ps = {at::ones({300}).requires_grad_(), at::ones({200}).requires_grad_(),
                                 at::ones({100}).requires_grad_()};
   // 4-byte floats, caps of 800 bytes: buckets {2} (400 B; adding 800 B would exceed), {1}, {0}.
-  dist::GradSync sync(comm, ps, dist::GradSyncOptions().first_bucket_bytes(800).bucket_cap_bytes(800));
+  dist::GradSync sync(comm, ps,
+                      dist::GradSyncOptions().first_bucket_bytes(800).bucket_cap_bytes(800));
   ASSERT_EQ(sync.buckets().size(), 3u);
   ((ps[0] * 2).sum() + (ps[1] * 3).sum() + (ps[2] * 4).sum()).backward();
   EXPECT_EQ(comm->started, (std::vector<int64_t>{100, 200, 300}));  // before finish()
@@ -196,8 +203,9 @@ TEST(GradSync, WithoutOverlapNothingStartsUntilFinish) {
 TEST(GradSync, UnusedParameterHoldsBackItsBucketUntilFinishThenIsZero) {
   auto comm = std::make_shared<MirroredPair>();
   std::vector<at::Tensor> ps = {at::ones({10}).requires_grad_(), at::ones({10}).requires_grad_()};
-  dist::GradSync sync(comm, ps, dist::GradSyncOptions().first_bucket_bytes(40).bucket_cap_bytes(40));
-  (ps[0] * 5).sum().backward();  // ps[1] (bucket 0) gets no gradient
+  dist::GradSync sync(comm, ps,
+                      dist::GradSyncOptions().first_bucket_bytes(40).bucket_cap_bytes(40));
+  (ps[0] * 5).sum().backward();        // ps[1] (bucket 0) gets no gradient
   EXPECT_TRUE(comm->started.empty());  // bucket 1 may not overtake bucket 0
   sync.finish();
   EXPECT_EQ(comm->started.size(), 2u);

@@ -43,8 +43,8 @@ TEST(NcclCommunicator, BroadcastAndAllGatherCudaTensors) {
   at::Tensor b = at::full({8}, double(nccl->rank()), at::device(at::kCUDA).dtype(at::kDouble));
   nccl->broadcast(b, 0);
   EXPECT_TRUE(at::equal(b.cpu(), at::zeros({8}, at::kDouble)));
-  at::Tensor g = nccl->all_gather(at::full({2}, int64_t(nccl->rank()), at::device(at::kCUDA)
-                                                                          .dtype(at::kLong)));
+  at::Tensor g = nccl->all_gather(
+      at::full({2}, int64_t(nccl->rank()), at::device(at::kCUDA).dtype(at::kLong)));
   for (int r = 0; r < nccl->size(); ++r) EXPECT_EQ(g[r][0].item<int64_t>(), r);
 }
 

@@ -47,8 +47,14 @@ enum class MpiProgress {
 };
 
 struct CommOptions {
-  CommOptions& timeout(std::chrono::seconds s) { timeout_ = s; return *this; }
-  CommOptions& progress(MpiProgress p) { progress_ = p; return *this; }
+  CommOptions& timeout(std::chrono::seconds s) {
+    timeout_ = s;
+    return *this;
+  }
+  CommOptions& progress(MpiProgress p) {
+    progress_ = p;
+    return *this;
+  }
   std::chrono::seconds timeout() const { return timeout_; }
   MpiProgress progress() const { return progress_; }
 

@@ -12,9 +12,18 @@
 namespace lmt::dist {
 
 struct GradSyncOptions {
-  GradSyncOptions& first_bucket_bytes(size_t b) { first_bucket_bytes_ = b; return *this; }
-  GradSyncOptions& bucket_cap_bytes(size_t b) { bucket_cap_bytes_ = b; return *this; }
-  GradSyncOptions& overlap(bool on) { overlap_ = on; return *this; }
+  GradSyncOptions& first_bucket_bytes(size_t b) {
+    first_bucket_bytes_ = b;
+    return *this;
+  }
+  GradSyncOptions& bucket_cap_bytes(size_t b) {
+    bucket_cap_bytes_ = b;
+    return *this;
+  }
+  GradSyncOptions& overlap(bool on) {
+    overlap_ = on;
+    return *this;
+  }
   size_t first_bucket_bytes() const { return first_bucket_bytes_; }
   size_t bucket_cap_bytes() const { return bucket_cap_bytes_; }
   bool overlap() const { return overlap_; }
