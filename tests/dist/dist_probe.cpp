@@ -80,6 +80,16 @@ void probe_collectives(dist::Communicator& comm) {
   for (int k = 0; k < 3; ++k) {
     check(at::equal(ts[k], at::full({1000}, float(n * (n - 1) / 2 + n * k))), "async all_reduce");
   }
+  // Large random sums (segmented/ring algorithms): every rank ends with the same bits.
+  for (int64_t numel : {int64_t(1) << 12, int64_t(1) << 21}) {
+    at::manual_seed(55 + r);
+    at::Tensor big = at::randn({numel});
+    at::Tensor want = comm.all_gather(big).to(at::kDouble).sum(0);
+    comm.all_reduce(big, dist::ReduceOp::kSum);
+    check(at::allclose(big.to(at::kDouble), want, 1e-5, 1e-5), "large all_reduce value");
+    at::Tensor all = comm.all_gather(big);
+    for (int q = 1; q < n; ++q) check(at::equal(all[q], all[0]), "large all_reduce identical");
+  }
   for (int root = 0; root < n; ++root) {
     at::Tensor b = at::full({5}, double(r));
     comm.broadcast(b, root);
