@@ -28,8 +28,8 @@ at::Tensor certified_radius(const at::Tensor& logits, const at::Tensor& labels,
   at::Tensor others = f.scatter(1, t, -std::numeric_limits<double>::infinity());
   at::Tensor margin = f.gather(1, t).squeeze(1) - std::get<0>(others.max(1));
   const double L = lipschitz_bound.detach().to(at::kDouble).item<double>();
-  if (!(L > 0)) throw BoundError("certified_radius: the bound must be positive, got " +
-                                 std::to_string(L));
+  if (!(L > 0))
+    throw BoundError("certified_radius: the bound must be positive, got " + std::to_string(L));
   return margin.clamp_min(0.0) / (std::sqrt(2.0) * L);
 }
 
@@ -84,8 +84,9 @@ CertificationSummary summarize(const at::Tensor& radii, const at::Tensor& correc
   }
   at::Tensor sorted = std::get<0>(r.sort());
   const int64_t mid = s.n / 2;
-  s.median_radius = s.n % 2 == 1 ? sorted[mid].item<double>()
-                                 : 0.5 * (sorted[mid - 1].item<double>() + sorted[mid].item<double>());
+  s.median_radius = s.n % 2 == 1
+                        ? sorted[mid].item<double>()
+                        : 0.5 * (sorted[mid - 1].item<double>() + sorted[mid].item<double>());
   return s;
 }
 

@@ -13,16 +13,17 @@ std::string conv_name(const BoundedConv2dOptions& o) {
   return "BoundedConv2d(" + std::to_string(o.in_channels()) + "->" +
          std::to_string(o.out_channels()) + ", k=" + std::to_string(o.kernel_size()) +
          ", s=" + std::to_string(o.stride()) + ", p=" + std::to_string(o.padding()) +
-         ", g=" + std::to_string(o.groups()) + ", input " + std::to_string(o.input_height()) +
-         "x" + std::to_string(o.input_width()) + ")";
+         ", g=" + std::to_string(o.groups()) + ", input " + std::to_string(o.input_height()) + "x" +
+         std::to_string(o.input_width()) + ")";
 }
 }  // namespace
 
 BoundedConv2dImpl::BoundedConv2dImpl(const BoundedConv2dOptions& options_) : options(options_) {
   const auto& o = options;
-  if (o.in_channels() <= 0 || o.out_channels() <= 0 || o.kernel_size() <= 0 ||
-      o.stride() <= 0 || o.padding() < 0 || o.groups() <= 0) {
-    throw BoundError(conv_name(o) + ": channels, kernel, stride, groups must be positive and "
+  if (o.in_channels() <= 0 || o.out_channels() <= 0 || o.kernel_size() <= 0 || o.stride() <= 0 ||
+      o.padding() < 0 || o.groups() <= 0) {
+    throw BoundError(conv_name(o) +
+                     ": channels, kernel, stride, groups must be positive and "
                      "padding non-negative");
   }
   if (o.in_channels() % o.groups() != 0 || o.out_channels() % o.groups() != 0) {
@@ -45,7 +46,8 @@ void BoundedConv2dImpl::reset() {
   } else {
     bias = register_parameter("bias", at::Tensor(), /*requires_grad=*/false);
   }
-  pi_u = register_buffer("pi_u", at::empty({1, o.in_channels(), o.input_height(), o.input_width()}));
+  pi_u =
+      register_buffer("pi_u", at::empty({1, o.in_channels(), o.input_height(), o.input_width()}));
   at::NoGradGuard no_grad;
   // torch::nn::Conv2d: kaiming_uniform(a = sqrt(5)) == U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
   const double bound = 1.0 / std::sqrt(static_cast<double>(o.in_channels() / o.groups() * k * k));
@@ -56,12 +58,14 @@ void BoundedConv2dImpl::reset() {
 
 int64_t BoundedConv2dImpl::output_height() const {
   return (options.input_height() + 2 * options.padding() - options.kernel_size()) /
-             options.stride() + 1;
+             options.stride() +
+         1;
 }
 
 int64_t BoundedConv2dImpl::output_width() const {
   return (options.input_width() + 2 * options.padding() - options.kernel_size()) /
-             options.stride() + 1;
+             options.stride() +
+         1;
 }
 
 at::Tensor BoundedConv2dImpl::forward(const at::Tensor& x) {
@@ -97,8 +101,8 @@ at::Tensor BoundedConv2dImpl::batch_norm_scale(at::ScalarType dtype) const {
 }
 
 at::Tensor BoundedConv2dImpl::apply_operator(const at::Tensor& u) const {
-  at::Tensor y = at::conv2d(u, weight.to(u.scalar_type()), {}, options.stride(),
-                            options.padding(), 1, options.groups());
+  at::Tensor y = at::conv2d(u, weight.to(u.scalar_type()), {}, options.stride(), options.padding(),
+                            1, options.groups());
   if (has_batch_norm()) y = y * batch_norm_scale(u.scalar_type()).view({1, -1, 1, 1});
   return y;
 }
@@ -148,11 +152,17 @@ at::Tensor BoundedConv2dImpl::spectral_norm(BoundMode mode) {
       at::Tensor wg = w.view({g, options.out_channels() / g, options.in_channels() / g, k, k});
       at::Tensor spectrum = at::fft_rfft2(wg, c10::IntArrayRef{n1, n2}, {-2, -1});
       spectrum = spectrum.permute({0, 3, 4, 1, 2});  // [g, n1, n2/2+1, out/g, in/g]
-      double sigma = 0.0;
+      // sigma_max(K) = sqrt(lambda_max(K^H K)), the smaller Gram matrix; a Hermitian
+      // eigensolver is several times faster than an SVD and as accurate (float64).
+      const bool wide = options.out_channels() < options.in_channels();
+      double lambda = 0.0;
       for (int64_t row = 0; row < n1; ++row) {  // row by row to bound the memory
-        at::Tensor sv = at::linalg_svdvals(spectrum.select(1, row));
-        sigma = std::max(sigma, sv.max().item<double>());
+        at::Tensor k_hat = spectrum.select(1, row);
+        at::Tensor gram = wide ? at::matmul(k_hat, k_hat.conj().transpose(-2, -1))
+                               : at::matmul(k_hat.conj().transpose(-2, -1), k_hat);
+        lambda = std::max(lambda, at::linalg_eigvalsh(gram).max().item<double>());
       }
+      const double sigma = std::sqrt(std::max(lambda, 0.0));
       return detail::with_rounding_allowance(at::scalar_tensor(sigma, at::kDouble),
                                              w.abs().sum().item<double>());
     }

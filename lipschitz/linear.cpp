@@ -37,8 +37,7 @@ void BoundedLinearImpl::reset() {
 at::Tensor BoundedLinearImpl::forward(const at::Tensor& x) {
   if (x.dim() < 1 || x.size(-1) != options.in_features()) {
     throw BoundError("BoundedLinear: input's last dimension must be in_features = " +
-                     std::to_string(options.in_features()) + ", got shape " +
-                     c10::str(x.sizes()));
+                     std::to_string(options.in_features()) + ", got shape " + c10::str(x.sizes()));
   }
   return at::linear(x, weight, bias);
 }

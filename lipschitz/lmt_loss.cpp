@@ -70,9 +70,9 @@ at::Tensor lmt_pairwise_loss(const at::Tensor& logits, const at::Tensor& targets
     throw BoundError("lmt_pairwise_loss: the model has no linear head split (HeadSplit undefined)");
   }
   if (head.head_weight.dim() != 2 || head.head_weight.size(0) != logits.size(1)) {
-    throw BoundError("lmt_pairwise_loss: head_weight must be [K, F] with K = " +
-                     std::to_string(logits.size(1)) + ", got " +
-                     c10::str(head.head_weight.sizes()));
+    throw BoundError(
+        "lmt_pairwise_loss: head_weight must be [K, F] with K = " + std::to_string(logits.size(1)) +
+        ", got " + c10::str(head.head_weight.sizes()));
   }
   if (c == 0.0) return cross_entropy(logits, targets);
   at::Tensor w = head.head_weight.to(logits.scalar_type());

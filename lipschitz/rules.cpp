@@ -80,8 +80,8 @@ at::Tensor center_norm_bound(const at::Tensor& gamma, int64_t channels, BoundMod
     case BoundMode::kEstimate:
       return gamma.detach().abs().max() * factor;
     case BoundMode::kSound:
-      return detail::with_rounding_allowance(
-          gamma.detach().to(at::kDouble).abs().max() * factor, 0.0);
+      return detail::with_rounding_allowance(gamma.detach().to(at::kDouble).abs().max() * factor,
+                                             0.0);
   }
   throw BoundError("center_norm_bound: unknown BoundMode");
 }

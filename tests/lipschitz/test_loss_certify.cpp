@@ -100,7 +100,8 @@ TEST(LmtPairwiseLoss, IsDifferentiableInTheHeadWeights) {
   lip::HeadSplit head{at::scalar_tensor(1.5, at::kDouble), w};
   at::Tensor logits = at::randn({5, 4}, at::kDouble);
   at::Tensor targets = at::tensor({0, 1, 2, 3, 1}, at::kLong);
-  at::Tensor g = torch::autograd::grad({lip::lmt_pairwise_loss(logits, targets, head, 0.3)}, {w})[0];
+  at::Tensor g =
+      torch::autograd::grad({lip::lmt_pairwise_loss(logits, targets, head, 0.3)}, {w})[0];
   EXPECT_FALSE(at::isnan(g).any().item<bool>());
   const double h = 1e-6;
   at::Tensor wp = w.detach().clone(), wm = w.detach().clone();

@@ -24,8 +24,9 @@ lip::Sequential small_cnn() {
       lip::BoundedConv2d(BoundedConv2dOptions(2, 4, 3, 8, 8).padding(1)), lip::ReLU(),
       lip::Residual(lip::Sequential(
           lip::BoundedConv2d(BoundedConv2dOptions(4, 4, 3, 8, 8).padding(1)), lip::MinMax())),
-      lip::MaxPool2d(2, 2), lip::BoundedConv2d(BoundedConv2dOptions(4, 6, 3, 4, 4).stride(2).padding(1)),
-      lip::ReLU(), lip::Flatten(), lip::BoundedLinear(6 * 2 * 2, 5));
+      lip::MaxPool2d(2, 2),
+      lip::BoundedConv2d(BoundedConv2dOptions(4, 6, 3, 4, 4).stride(2).padding(1)), lip::ReLU(),
+      lip::Flatten(), lip::BoundedLinear(6 * 2 * 2, 5));
 }
 
 lip::Sequential small_resnet() {
@@ -64,10 +65,11 @@ double steepest_logit_difference_slope(lip::Sequential& net, at::IntArrayRef sha
         at::Tensor y = (x.detach() + 0.05 * at::randn(shape, at::kDouble)).requires_grad_(true);
         for (int step = 0; step < 60; ++step) {
           at::Tensor fx = net->forward(x), fy = net->forward(y);
-          at::Tensor slope = ((fx.select(1, i) - fx.select(1, j)) - (fy.select(1, i) - fy.select(1, j)))
-                                 .abs()
-                                 .sum() /
-                             (x - y).norm().clamp_min(1e-9);
+          at::Tensor slope =
+              ((fx.select(1, i) - fx.select(1, j)) - (fy.select(1, i) - fy.select(1, j)))
+                  .abs()
+                  .sum() /
+              (x - y).norm().clamp_min(1e-9);
           best = std::max(best, value(slope));
           auto g = torch::autograd::grad({slope}, {x, y});
           at::NoGradGuard no_grad;
@@ -76,7 +78,8 @@ double steepest_logit_difference_slope(lip::Sequential& net, at::IntArrayRef sha
         }
         // The input gradient of the difference at the final point.
         at::Tensor fx = net->forward(x);
-        at::Tensor grad = torch::autograd::grad({fx.select(1, i).sum() - fx.select(1, j).sum()}, {x})[0];
+        at::Tensor grad =
+            torch::autograd::grad({fx.select(1, i).sum() - fx.select(1, j).sum()}, {x})[0];
         best = std::max(best, value(grad.norm()));
       }
     }
@@ -87,8 +90,9 @@ double steepest_logit_difference_slope(lip::Sequential& net, at::IntArrayRef sha
 double largest_jacobian_norm(lip::Sequential& net, at::IntArrayRef shape, int points) {
   double best = 0;
   for (int p = 0; p < points; ++p) {
-    best = std::max(best, spectral_norm(jacobian([&](const at::Tensor& x) { return net->forward(x); },
-                                                 at::rand(shape, at::kDouble))));
+    best =
+        std::max(best, spectral_norm(jacobian([&](const at::Tensor& x) { return net->forward(x); },
+                                              at::rand(shape, at::kDouble))));
   }
   return best;
 }
@@ -129,7 +133,8 @@ TEST(ComposedNetwork, SequentialBoundIsTheProductOfItsParts) {
   at::manual_seed(22);
   auto net = small_cnn();
   double product = 1;
-  for (size_t i = 0; i < net->size(); ++i) product *= value((*net)[i]->lipschitz_bound(BoundMode::kSound));
+  for (size_t i = 0; i < net->size(); ++i)
+    product *= value((*net)[i]->lipschitz_bound(BoundMode::kSound));
   EXPECT_NEAR(value(net->lipschitz_bound(BoundMode::kSound)), product, 1e-12 * product);
   EXPECT_EQ(lip::spectral_operators(*net).size(), 4u);
   EXPECT_TRUE(net->lipschitz_bound(BoundMode::kTrain).requires_grad());
@@ -154,6 +159,7 @@ TEST(ComposedNetwork, HeadSplitGivesAPairwiseRadiusThatNoPerturbationBreaks) {
     d = d / d.flatten(1).norm(2, {1}).view({-1, 1, 1, 1}) * (0.99 * r).view({-1, 1, 1, 1});
     EXPECT_TRUE(at::equal(net->forward(x + d).argmax(1), labels));
   }
-  at::Tensor radius = lip::certified_radius(logits, labels, net->lipschitz_bound(BoundMode::kSound));
+  at::Tensor radius =
+      lip::certified_radius(logits, labels, net->lipschitz_bound(BoundMode::kSound));
   EXPECT_TRUE((radius > 0).all().item<bool>());
 }

@@ -46,8 +46,8 @@ void expect_sound(lip::BoundedModule& module, at::IntArrayRef shape, double tigh
 
 TEST(Rules, MaxPoolBoundIsAboveTheJacobianNorm) {
   at::manual_seed(10);
-  for (auto [k, s, p] : std::vector<std::tuple<int, int, int>>{{2, 2, 0}, {3, 2, 1}, {3, 1, 1},
-                                                              {2, 1, 0}, {3, 3, 0}}) {
+  for (auto [k, s, p] : std::vector<std::tuple<int, int, int>>{
+           {2, 2, 0}, {3, 2, 1}, {3, 1, 1}, {2, 1, 0}, {3, 3, 0}}) {
     lip::MaxPool2d pool(k, s, p);
     expect_sound(*pool, {1, 2, 7, 7});
     EXPECT_DOUBLE_EQ(value(pool->lipschitz_bound(BoundMode::kSound)),
@@ -61,8 +61,8 @@ TEST(Rules, MaxPoolBoundIsAboveTheJacobianNorm) {
 
 TEST(Rules, AvgPoolBoundIsAboveTheOperatorNorm) {
   at::manual_seed(11);
-  for (auto [k, s, p] : std::vector<std::tuple<int, int, int>>{{2, 2, 0}, {3, 2, 1}, {3, 1, 0},
-                                                              {2, 1, 1}}) {
+  for (auto [k, s, p] :
+       std::vector<std::tuple<int, int, int>>{{2, 2, 0}, {3, 2, 1}, {3, 1, 0}, {2, 1, 1}}) {
     lip::AvgPool2d pool(k, s, p);
     expect_sound(*pool, {1, 2, 8, 8});
   }

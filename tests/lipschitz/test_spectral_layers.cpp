@@ -20,8 +20,8 @@ struct ConvCase {
 
 std::string case_name(const ConvCase& c) {
   return std::to_string(c.in) + "to" + std::to_string(c.out) + "_k" + std::to_string(c.k) + "_" +
-         std::to_string(c.h) + "x" + std::to_string(c.w) + "_s" + std::to_string(c.stride) +
-         "_p" + std::to_string(c.padding) + "_g" + std::to_string(c.groups);
+         std::to_string(c.h) + "x" + std::to_string(c.w) + "_s" + std::to_string(c.stride) + "_p" +
+         std::to_string(c.padding) + "_g" + std::to_string(c.groups);
 }
 
 lip::BoundedConv2d make_conv(const ConvCase& c) {
@@ -74,8 +74,8 @@ TEST(BoundedLinear, ConvergedPowerIterationMatchesSvdAndSoundIsAbove) {
   for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{{7, 3}, {3, 9}, {32, 32}}) {
     lip::BoundedLinear fc(in, out);
     fc->to(at::kDouble);
-    const double exact = spectral_norm(linear_map_matrix(
-        [&](const at::Tensor& x) { return fc->forward(x); }, {1, in}));
+    const double exact = spectral_norm(
+        linear_map_matrix([&](const at::Tensor& x) { return fc->forward(x); }, {1, in}));
     fc->to(at::kFloat);
     EXPECT_NEAR(value(fc->spectral_norm(BoundMode::kEstimate)), exact, 1e-3 * exact);
     const double sound = value(fc->spectral_norm(BoundMode::kSound));
@@ -170,7 +170,8 @@ TEST(BoundedConv2d, TrainSigmaIsDifferentiableInWeightAndGamma) {
   const double h = 1e-6;
   auto finite_difference = [&](at::Tensor param, std::vector<int64_t> index) {
     at::NoGradGuard no_grad;
-    at::Tensor entry = param.index(std::vector<at::indexing::TensorIndex>(index.begin(), index.end()));
+    at::Tensor entry =
+        param.index(std::vector<at::indexing::TensorIndex>(index.begin(), index.end()));
     const double saved = value(entry);
     entry.fill_(saved + h);
     const double up = value(conv->spectral_norm(BoundMode::kTrain));

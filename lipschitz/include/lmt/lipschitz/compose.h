@@ -81,7 +81,8 @@ TORCH_MODULE(Sequential);
 class ResidualImpl : public BoundedModule {
  public:
   template <typename F>
-  explicit ResidualImpl(F&& branch) : branch_(register_module("branch", detail::as_bounded(branch))) {}
+  explicit ResidualImpl(F&& branch)
+      : branch_(register_module("branch", detail::as_bounded(branch))) {}
   template <typename G, typename F>
   ResidualImpl(G&& shortcut, F&& branch)
       : branch_(register_module("branch", detail::as_bounded(branch))),
