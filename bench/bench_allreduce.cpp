@@ -113,6 +113,11 @@ int main(int argc, char** argv) {
                     },
                     {},
                     {}});
+    rows.push_back({"Communicator::all_reduce, one flat buffer",
+                    1,
+                    [&] { comm->all_reduce(flat, dist::ReduceOp::kSum); },
+                    {},
+                    {}});
     // GradSync after backward (overlap off): copy in, bucketed all-reduce, average, copy out.
     std::vector<std::unique_ptr<dist::GradSync>> syncs;
     for (size_t cap_mib : {1, 25, 100}) {
