@@ -137,26 +137,37 @@ at::Tensor BoundedConv2dImpl::spectral_norm(BoundMode mode) {
           pi_u.to(at::kFloat), [&](const at::Tensor& u) { return apply_operator(u); },
           [&](const at::Tensor& v) { return apply_adjoint(v); });
     case BoundMode::kSound: {
-      // Sedghi et al. 2019: the zero-padded conv is a restriction of the circular conv on the
-      // (H+2p) x (W+2p) grid (a stride only subsamples its output, norm <= 1). The circular
-      // conv's singular values are those of the per-frequency matrices K^(u,v) [out/g, in/g];
-      // a real kernel has K^(-u,-v) = conj K^(u,v), so the half spectrum of rfft2 suffices.
+      // Sedghi et al. 2019: a zero-padded stride-1 conv is a restriction of the circular conv
+      // on the (H+2p) x (W+2p) grid, whose singular values are those of the per-frequency
+      // matrices K^(u,v) from a 2-D FFT of the kernel. A stride s is handled exactly by the
+      // polyphase form: with x_pad further zero-padded to s*M (M = ceil((H+2p)/s)), the strided
+      // conv is a stride-1 conv of the s*s phase images x[c, s m + a, s n + b] (an isometric
+      // rearrangement, in*s*s channels on an M grid) with the kernel w'[o, (c, a, b), i, j] =
+      // w[o, c, s i + a, s j + b] (zero beyond k); wrapped terms on the M grid only meet zero
+      // weights, so this is again a restriction of a circular conv. A real kernel has
+      // K^(-u,-v) = conj K^(u,v): the half spectrum of rfft2 suffices.
       at::NoGradGuard no_grad;
       at::Tensor w = weight.detach().to(at::kDouble);
       if (has_batch_norm()) {
         w = w * batch_norm_scale(at::kDouble).detach().abs().view({-1, 1, 1, 1});
       }
-      const int64_t g = options.groups(), k = options.kernel_size();
-      const int64_t n1 = options.input_height() + 2 * options.padding();
-      const int64_t n2 = options.input_width() + 2 * options.padding();
-      at::Tensor wg = w.view({g, options.out_channels() / g, options.in_channels() / g, k, k});
-      at::Tensor spectrum = at::fft_rfft2(wg, c10::IntArrayRef{n1, n2}, {-2, -1});
-      spectrum = spectrum.permute({0, 3, 4, 1, 2});  // [g, n1, n2/2+1, out/g, in/g]
+      const int64_t g = options.groups(), k = options.kernel_size(), s = options.stride();
+      const int64_t kp = (k + s - 1) / s;  // phase kernel size
+      const int64_t m1 = (options.input_height() + 2 * options.padding() + s - 1) / s;
+      const int64_t m2 = (options.input_width() + 2 * options.padding() + s - 1) / s;
+      const int64_t out_g = options.out_channels() / g, in_g = options.in_channels() / g * s * s;
+      at::Tensor phases =
+          at::constant_pad_nd(w, {0, kp * s - k, 0, kp * s - k})
+              .view({options.out_channels(), options.in_channels() / g, kp, s, kp, s})
+              .permute({0, 1, 3, 5, 2, 4})  // [out, in/g, a, b, i, j]
+              .reshape({g, out_g, in_g, kp, kp});
+      at::Tensor spectrum = at::fft_rfft2(phases, c10::IntArrayRef{m1, m2}, {-2, -1});
+      spectrum = spectrum.permute({0, 3, 4, 1, 2});  // [g, m1, m2/2+1, out/g, in/g * s * s]
       // sigma_max(K) = sqrt(lambda_max(K^H K)), the smaller Gram matrix; a Hermitian
       // eigensolver is several times faster than an SVD and as accurate (float64).
-      const bool wide = options.out_channels() < options.in_channels();
+      const bool wide = out_g < in_g;
       double lambda = 0.0;
-      for (int64_t row = 0; row < n1; ++row) {  // row by row to bound the memory
+      for (int64_t row = 0; row < m1; ++row) {  // row by row to bound the memory
         at::Tensor k_hat = spectrum.select(1, row);
         at::Tensor gram = wide ? at::matmul(k_hat, k_hat.conj().transpose(-2, -1))
                                : at::matmul(k_hat.conj().transpose(-2, -1), k_hat);
