@@ -185,6 +185,32 @@ void probe_grad_sync(std::shared_ptr<dist::Communicator> comm) {
   }
 }
 
+// Data parallelism's promise: ranks taking equal shards of a global batch, each with its shard's
+// mean loss, get after GradSync the gradient of the global batch's mean loss on one process.
+void probe_equivalence(std::shared_ptr<dist::Communicator> comm) {
+  const int n = comm->size(), r = comm->rank();
+  const int64_t global = 24, shard = global / n;
+  at::manual_seed(3);
+  at::Tensor x = at::randn({global, 20});
+  at::Tensor y = at::randint(0, 5, {global}, at::kLong);
+  at::manual_seed(0);
+  ProbeNet whole;
+  whole.loss(x, y, true).backward();
+  at::manual_seed(0);
+  ProbeNet net;
+  dist::GradSync sync(comm, net.parameters(),
+                      dist::GradSyncOptions().overlap(arg("overlap", "1") == "1"));
+  net.loss(x.narrow(0, r * shard, shard), y.narrow(0, r * shard, shard), true).backward();
+  sync.finish();
+  auto want = whole.parameters();
+  auto got = net.parameters();
+  for (size_t k = 0; k < got.size(); ++k) {
+    if (!got[k].requires_grad()) continue;
+    check(at::allclose(got[k].grad(), want[k].grad(), 1e-5, 1e-6),
+          "parameter " + std::to_string(k) + " gradient equals the single-process global batch's");
+  }
+}
+
 struct SyncNet : torch::nn::Module {
   explicit SyncNet(int in) {
     fc = register_module("fc", torch::nn::Linear(in, 10));
@@ -305,6 +331,8 @@ int main(int argc, char** argv) {
       probe_collectives(*comm);
     else if (what == "grad_sync")
       probe_grad_sync(comm);
+    else if (what == "equivalence")
+      probe_equivalence(comm);
     else if (what == "module_sync")
       probe_module_sync(*comm);
     else if (what == "vectors")
