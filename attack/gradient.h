@@ -1,0 +1,17 @@
+// Private to attack/: the input gradient of a per-point loss and the steepest-ascent direction
+// under a norm, shared by PGD, APGD and the training objectives' inner maximization.
+#pragma once
+
+#include <lmt/attack/attack.h>
+
+namespace lmt::attack {
+
+// d(sum loss(x_adv)) / d x_adv with autograd on (also under an outer NoGradGuard); the
+// per-point losses go to *values when given.
+at::Tensor input_gradient(const PointLoss& loss, const at::Tensor& x_adv,
+                          at::Tensor* values = nullptr);
+// Linf: sign(g); L2: g / ||g||_2 per point.
+at::Tensor ascent_step(const at::Tensor& grad, Norm norm);
+at::Tensor cross_entropy_per_point(const at::Tensor& logits, const at::Tensor& y);
+
+}  // namespace lmt::attack

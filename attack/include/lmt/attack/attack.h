@@ -1,0 +1,133 @@
+// lmt::attack: adversarial attacks on any classifier (logits = f(x), pixels in [0,1]) under an
+// L2 or Linf budget: PGD, APGD-CE, APGD-T (targeted DLR), Square, and their per-point worst case.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace lmt::models {
+class Model;
+}
+
+namespace lmt::attack {
+
+// Errors of this room: a bad budget, an attack that does not fit the classifier.
+class AttackError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Norm { kL2, kLinf };
+Norm parse_norm(const std::string& text);  // "L2" | "Linf" (case-insensitive); else AttackError
+const char* to_string(Norm norm);
+
+// Any differentiable classifier: images [N,C,H,W] in [0,1] -> logits [N,K].
+using Classifier = std::function<at::Tensor(const at::Tensor&)>;
+
+// The model's forward as a Classifier. The caller puts the model in eval mode (EvalMode below).
+Classifier classifier_of(models::Model& model);
+
+// Puts a module in eval mode for its lifetime and restores the previous mode.
+class EvalMode {
+ public:
+  explicit EvalMode(models::Model& model);
+  ~EvalMode();
+  EvalMode(const EvalMode&) = delete;
+  EvalMode& operator=(const EvalMode&) = delete;
+
+ private:
+  models::Model& model_;
+  bool was_training_;
+};
+
+// What every attack returns: the adversarial inputs (inside the eps ball around x and inside
+// [0,1]) and, per point, whether the classifier still predicts the label on them (false for
+// points already misclassified clean).
+struct AttackResult {
+  at::Tensor adversarial;    // [N,C,H,W]
+  at::Tensor still_correct;  // bool [N]
+};
+
+// ---- the threat model -----------------------------------------------------------------------
+// Projects x_adv onto the eps ball around x, then clamps to [0,1] (which only shrinks |x_adv-x|).
+at::Tensor project(const at::Tensor& x_adv, const at::Tensor& x, Norm norm, double eps);
+// Per-point norm of delta [N,...]: L2 or Linf, float64 [N].
+at::Tensor perturbation_norm(const at::Tensor& delta, Norm norm);
+// A random point of the ball (Linf: uniform per pixel; L2: uniform direction, radius eps*U^(1/d)),
+// projected into the box.
+at::Tensor random_start(const at::Tensor& x, Norm norm, double eps, at::Generator& gen);
+
+// ---- PGD ------------------------------------------------------------------------------------
+struct PgdOptions {
+  Norm norm = Norm::kLinf;
+  double eps = 0.0;
+  int steps = 10;
+  double step_size = 0.0;  // 0: 2.5 * eps / steps (Madry et al.)
+  int restarts = 1;
+  bool random_start = true;
+  uint64_t seed = 0;
+};
+
+// Per-point losses [N] of candidate inputs; PGD ascends their sum.
+using PointLoss = std::function<at::Tensor(const at::Tensor& x_adv)>;
+
+// Plain projected gradient ascent of `loss` from `start` (undefined: x itself), the building
+// block of adversarial training. Returns the last iterate (detached).
+at::Tensor pgd_maximize(const PointLoss& loss, const at::Tensor& x, const at::Tensor& start,
+                        Norm norm, double eps, int steps, double step_size);
+
+// Untargeted PGD on the cross-entropy with random start and restarts; a point counts as broken
+// as soon as any iterate of any restart is misclassified.
+AttackResult pgd(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
+                 const PgdOptions& options);
+
+// ---- APGD (Croce & Hein 2020), AutoAttack "standard" defaults -------------------------------
+struct ApgdOptions {
+  Norm norm = Norm::kLinf;
+  double eps = 0.0;
+  int iterations = 100;
+  int restarts = 1;
+  int target_classes = 9;  // APGD-T: attack the 2nd .. (target_classes+1)-th most likely classes
+  double rho = 0.75;       // step-size halving when < rho of the steps since the last checkpoint
+                           // increased the loss
+  double momentum = 0.75;
+  uint64_t seed = 0;
+};
+
+// APGD on the cross-entropy.
+AttackResult apgd_ce(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
+                     const ApgdOptions& options);
+// APGD on the targeted DLR loss, one run per target class (needs >= 4 classes).
+AttackResult apgd_t(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
+                    const ApgdOptions& options);
+
+// Targeted DLR loss per point: -(z_y - z_t) / (z_(1) - (z_(3) + z_(4)) / 2 + 1e-12), z_(k) the
+// k-th largest logit. [N]
+at::Tensor dlr_targeted_loss(const at::Tensor& logits, const at::Tensor& y,
+                             const at::Tensor& target);
+
+// ---- Square (Andriushchenko et al. 2020): black-box, forward passes only ---------------------
+struct SquareOptions {
+  Norm norm = Norm::kLinf;
+  double eps = 0.0;
+  int queries = 5000;
+  double p_init = 0.8;
+  uint64_t seed = 0;
+};
+AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
+                    const SquareOptions& options);
+
+// ---- ensembles -------------------------------------------------------------------------------
+// Per point the minimum of robustness: still correct only if correct under every attack; the
+// adversarial example is the first attack's one that broke the point (else the first attack's).
+AttackResult worst_case(const std::vector<AttackResult>& results);
+
+// Clean correctness [N] bool (no grad).
+at::Tensor correct_mask(const Classifier& f, const at::Tensor& x, const at::Tensor& y);
+
+}  // namespace lmt::attack
