@@ -1,0 +1,62 @@
+// Shared model pieces: input normalization from the config, scale bounds, orthogonal init and
+// the row-normalized linear head.
+#include "model_parts.h"
+
+#include <cmath>
+
+namespace lmt::models {
+
+using lipschitz::BoundMode;
+
+lipschitz::InputNormalization make_input_normalization(torch::nn::Module& owner,
+                                                       const ModelConfig& c) {
+  if (c.mean.empty()) return lipschitz::InputNormalization(nullptr);
+  return owner.register_module(
+      "normalize",
+      lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
+                                    std::vector<double>(c.std.begin(), c.std.end())));
+}
+
+at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode) {
+  switch (mode) {
+    case BoundMode::kTrain: return v.abs().max();
+    case BoundMode::kEstimate: return v.detach().abs().max();
+    case BoundMode::kSound: return v.detach().to(at::kDouble).abs().max();
+  }
+  throw lipschitz::BoundError("max_abs_bound: unknown BoundMode");
+}
+
+void orthogonal_init(at::Tensor& weight) {
+  at::NoGradGuard no_grad;
+  const int64_t rows = weight.size(0), cols = weight.numel() / rows;
+  at::Tensor a = at::randn({std::max(rows, cols), std::min(rows, cols)}, at::kFloat);
+  auto [q, r] = at::linalg_qr(a);
+  q = q * at::sign(r.diagonal());  // unique (Haar-distributed) factor
+  if (rows < cols) q = q.t();
+  weight.copy_(q.reshape(weight.sizes()));
+}
+
+NormalizedLinearImpl::NormalizedLinearImpl(int64_t in_features, int64_t out_features) {
+  weight = register_parameter("weight", at::empty({out_features, in_features}));
+  bias = register_parameter("bias", at::zeros({out_features}));
+  orthogonal_init(weight);
+}
+
+at::Tensor NormalizedLinearImpl::forward(const at::Tensor& x) {
+  return at::linear(x, normalized_weight(BoundMode::kTrain), bias);
+}
+
+at::Tensor NormalizedLinearImpl::normalized_weight(BoundMode mode) const {
+  at::Tensor w = weight;
+  if (mode != BoundMode::kTrain) w = w.detach();
+  if (mode == BoundMode::kSound) w = w.to(at::kDouble);
+  return w / w.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-12);
+}
+
+at::Tensor NormalizedLinearImpl::lipschitz_bound(BoundMode mode) {
+  at::Tensor sigma = at::linalg_matrix_norm(normalized_weight(mode), 2);
+  // kSound: the forward runs in float32; allow for its rounding of W~ (relative 1e-6).
+  return mode == BoundMode::kSound ? sigma * (1.0 + 1e-6) : sigma;
+}
+
+}  // namespace lmt::models
