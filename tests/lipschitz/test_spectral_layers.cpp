@@ -24,6 +24,8 @@ std::string case_name(const ConvCase& c) {
          std::to_string(c.padding) + "_g" + std::to_string(c.groups);
 }
 
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << case_name(c); }
+
 lip::BoundedConv2d make_conv(const ConvCase& c) {
   return lip::BoundedConv2d(lip::BoundedConv2dOptions(c.in, c.out, c.k, c.h, c.w)
                                 .stride(c.stride)
