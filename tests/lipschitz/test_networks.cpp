@@ -1,5 +1,7 @@
 // Tests of whole composed networks: the composed bound is >= every Jacobian norm and every
 // logit-difference slope that gradient ascent finds; the head split matches the pairwise rule.
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include <lmt/lipschitz/certify.h>
@@ -162,4 +164,53 @@ TEST(ComposedNetwork, HeadSplitGivesAPairwiseRadiusThatNoPerturbationBreaks) {
   at::Tensor radius =
       lip::certified_radius(logits, labels, net->lipschitz_bound(BoundMode::kSound));
   EXPECT_TRUE((radius > 0).all().item<bool>());
+  EXPECT_TRUE((radius <= r + 1e-15).all().item<bool>());  // the pairwise bound is the tighter
+}
+
+// The smallest margin F_t - max_{i != t} F_i that L2 PGD (100 steps of eps/10, projected onto
+// each point's eps-ball) reaches.
+static at::Tensor pgd_worst_gap(lip::Sequential& net, const at::Tensor& x, const at::Tensor& labels,
+                                const at::Tensor& eps_per_point) {
+  at::Tensor eps = eps_per_point.view({-1, 1, 1, 1});
+  at::Tensor delta = at::zeros_like(x).requires_grad_(true);
+  at::Tensor worst = at::full({x.size(0)}, std::numeric_limits<double>::infinity(), at::kDouble);
+  for (int step = 0; step <= 100; ++step) {
+    at::Tensor f = net->forward(x + delta);
+    at::Tensor f_t = f.gather(1, labels.unsqueeze(1)).squeeze(1);
+    at::Tensor gap = f_t - std::get<0>(f.scatter(1, labels.unsqueeze(1), -1e30).max(1));
+    worst = at::minimum(worst, gap.detach());
+    at::Tensor g = torch::autograd::grad({gap.sum()}, {delta})[0];
+    at::NoGradGuard no_grad;
+    delta.sub_(0.1 * eps * g / g.flatten(1).norm(2, {1}).clamp_min(1e-30).view({-1, 1, 1, 1}));
+    at::Tensor d_norm = delta.flatten(1).norm(2, {1}).view({-1, 1, 1, 1});
+    delta.mul_(at::clamp_max(eps / d_norm.clamp_min(1e-30), 1.0));
+  }
+  return worst;
+}
+
+TEST(ComposedNetwork, PairwiseRadiusOfALinearModelIsExactUnderL2Pgd) {
+  // For F = W x + b the pairwise radius is the exact distance to the decision boundary: PGD
+  // flips every point just outside it and none just inside (checks radius and attack alike).
+  at::manual_seed(24);
+  lip::Sequential net(lip::Flatten(), lip::BoundedLinear(36, 4));
+  net->to(at::kDouble);
+  lip::HeadSplit head = net->head_split(BoundMode::kSound);
+  at::Tensor x = at::rand({32, 1, 6, 6}, at::kDouble);
+  at::Tensor labels = net->forward(x).argmax(1);
+  at::Tensor r = lip::certified_radius_pairwise(net->forward(x).detach(), labels, head);
+  EXPECT_TRUE((pgd_worst_gap(net, x, labels, 0.99 * r) > 0).all().item<bool>());
+  EXPECT_TRUE((pgd_worst_gap(net, x, labels, 1.01 * r) < 0).all().item<bool>());
+}
+
+TEST(ComposedNetwork, L2PgdInsideTheCertifiedRadiusFlipsNoLabel) {
+  at::manual_seed(25);
+  auto net = small_resnet();
+  net->eval();
+  lip::HeadSplit head = net->head_split(BoundMode::kSound);
+  net->to(at::kDouble);
+  at::Tensor x = at::rand({32, 1, 6, 6}, at::kDouble);
+  at::Tensor logits = net->forward(x).detach();
+  at::Tensor labels = logits.argmax(1);
+  at::Tensor r = lip::certified_radius_pairwise(logits, labels, head);
+  EXPECT_TRUE((pgd_worst_gap(net, x, labels, 0.99 * r) > 0).all().item<bool>());
 }
