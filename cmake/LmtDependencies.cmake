@@ -4,6 +4,7 @@ find_package(MPI REQUIRED COMPONENTS C)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost REQUIRED COMPONENTS program_options)
 find_package(Threads REQUIRED)
+find_package(ZLIB REQUIRED)
 
 # HDF5 as one imported target (FindHDF5 only gives variables on CMake < 3.19).
 if(NOT TARGET lmt_hdf5)

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <lmt/dist/communicator.h>
+#include <lmt/train/checkpoint.h>
 #include <lmt/train/metrics.h>
 #include <lmt/train/trainer.h>
 
@@ -50,11 +51,25 @@ static void add_train_options(CommandLine& cli) {
       ("lr-steps", s()->default_value(""), "epochs at which 'step' decays the lr (e.g. 30,60)")
       ("lr-gamma", d()->default_value(0.1), "decay factor of 'step'")
       // objective
-      ("loss", s()->default_value("ce"), "ce or lmt")
+      ("loss", s()->default_value("ce"), "ce, lmt, pgd-at or trades")
       ("lmt-c", d()->default_value(1.0), "LMT target radius c")
       ("lmt-c-warmup", d()->default_value(0.0), "linear warm-up of c over N epochs")
       ("lmt-head", s()->default_value("global"), "global (sqrt2 c L) or pairwise (c L_h |w_t-w_i|)")
       ("lmt-clip", b()->default_value(false), "clip the LMT shift at the current margin")
+      // adversarial training (pgd-at, trades) and the HE margin
+      ("norm", s()->default_value("Linf"), "threat model of pgd-at/trades: L2 or Linf")
+      ("eps", d()->default_value(0.0), "adversarial budget of pgd-at/trades")
+      ("attack-steps", i()->default_value(10), "PGD steps of the inner maximization")
+      ("attack-step-size", d()->default_value(0.0), "PGD step size (0: 2.5 eps / steps)")
+      ("trades-beta", d()->default_value(6.0), "weight of the TRADES KL term")
+      ("eps-warmup", d()->default_value(0.0), "linear eps warm-up over N epochs")
+      ("he-m", d()->default_value(0.2), "HE margin m in the training loss (model option head=he)")
+      // batch augmentations (off by default)
+      ("mixup", d()->default_value(0.0), "MixUp Beta alpha (0: off)")
+      ("cutmix", d()->default_value(0.0), "CutMix Beta alpha (0: off)")
+      ("randaugment", i()->default_value(0), "RandAugment ops per image (0: off)")
+      ("randaugment-magnitude", i()->default_value(9), "RandAugment magnitude (0..30)")
+      ("random-erasing", d()->default_value(0.0), "random erasing probability per image")
       ("pi-sync", s()->default_value("average"), "power-iteration sync across ranks: average|split")
       ("log-layer-bounds", b()->default_value(false), "write every layer's sigma to metrics.jsonl")
       // run
@@ -66,7 +81,17 @@ static void add_train_options(CommandLine& cli) {
       ("bucket-cap-mb", d()->default_value(25.0), "gradient bucket cap (MiB)")
       ("overlap", b()->default_value(true), "overlap gradient all-reduce with backward")
       ("collective-timeout", po::value<int>()->default_value(300),
-       "seconds before a stuck collective aborts the job");
+       "seconds before a stuck collective aborts the job")
+      // checkpoints (train/README.md)
+      ("checkpoint-every", i()->default_value(0),
+       "checkpoint every N optimizer steps into RUN_DIR/checkpoints (0: only on a stop signal)")
+      ("keep-last", i()->default_value(3), "checkpoints kept (0: all)")
+      ("resume", s()->value_name("auto|DIR"),
+       "continue from the newest complete checkpoint in RUN_DIR (auto) or from DIR")
+      ("stop-after-steps", i()->default_value(-1),
+       "checkpoint and exit with code 3 after global step N (-1: off)")
+      ("stop-check-every", i()->default_value(1),
+       "steps between the ranks' agreement on a SIGUSR1/SIGTERM stop request");
 }
 
 static train::TrainOptions to_options(const po::variables_map& vm, const Session& session) {
@@ -105,6 +130,18 @@ static train::TrainOptions to_options(const po::variables_map& vm, const Session
   o.lmt_c_warmup_epochs = vm["lmt-c-warmup"].as<double>();
   o.lmt_head = vm["lmt-head"].as<std::string>();
   o.lmt_clip = vm["lmt-clip"].as<bool>();
+  o.adv_norm = vm["norm"].as<std::string>();
+  o.adv_eps = vm["eps"].as<double>();
+  o.attack_steps = vm["attack-steps"].as<int64_t>();
+  o.attack_step_size = vm["attack-step-size"].as<double>();
+  o.trades_beta = vm["trades-beta"].as<double>();
+  o.eps_warmup_epochs = vm["eps-warmup"].as<double>();
+  o.he_margin = vm["he-m"].as<double>();
+  o.mixup_alpha = vm["mixup"].as<double>();
+  o.cutmix_alpha = vm["cutmix"].as<double>();
+  o.randaugment_ops = vm["randaugment"].as<int64_t>();
+  o.randaugment_magnitude = vm["randaugment-magnitude"].as<int64_t>();
+  o.random_erasing = vm["random-erasing"].as<double>();
   o.pi_sync = vm["pi-sync"].as<std::string>();
   o.log_layer_bounds = vm["log-layer-bounds"].as<bool>();
   o.out_dir = vm["out"].as<std::string>();
@@ -114,6 +151,14 @@ static train::TrainOptions to_options(const po::variables_map& vm, const Session
   o.bucket_cap_mb = vm["bucket-cap-mb"].as<double>();
   o.overlap = vm["overlap"].as<bool>();
   o.collective_timeout_s = vm["collective-timeout"].as<int>();
+  o.checkpoint_every = vm["checkpoint-every"].as<int64_t>();
+  o.keep_last = vm["keep-last"].as<int64_t>();
+  o.resume = vm.count("resume") ? vm["resume"].as<std::string>() : "";
+  o.stop_after_steps = vm["stop-after-steps"].as<int64_t>();
+  o.stop_check_every = vm["stop-check-every"].as<int64_t>();
+  if (o.checkpoint_every < 0 || o.keep_last < 0 || o.stop_check_every < 1)
+    throw UsageError("options '--checkpoint-every' and '--keep-last' must be >= 0, "
+                     "'--stop-check-every' >= 1");
 
   auto positive = [&](const char* flag, double value) {
     if (!(value > 0)) throw UsageError("option '--" + std::string(flag) + "' must be positive");
@@ -140,19 +185,22 @@ int run_train(int argc, char** argv, Session& session) {
   if (!parse(cli, argc, argv, vm)) return 0;
   require_choice(vm, "optimizer", {"sgd", "adam"});
   require_choice(vm, "schedule", {"constant", "cosine", "step"});
-  require_choice(vm, "loss", {"ce", "lmt"});
+  require_choice(vm, "loss", {"ce", "lmt", "pgd-at", "trades"});
+  require_choice(vm, "norm", {"L2", "Linf"});
   require_choice(vm, "lmt-head", {"global", "pairwise"});
   require_choice(vm, "pi-sync", {"average", "split"});
 
   session.comm = dist::make_mpi_communicator(
       dist::CommOptions().timeout(std::chrono::seconds(vm["collective-timeout"].as<int>())));
   train::TrainOptions options = to_options(vm, session);
+  options.resolved_config = resolved_config(cli, vm);
   const bool root = session.rank() == 0;
   if (root) {
     std::filesystem::create_directories(options.out_dir);
     write_file_atomic(options.out_dir + "/config.ini", resolved_config(cli, vm));
   }
 
+  train::install_stop_signal_handlers();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 3
   train::Trainer trainer(options, session.comm);
   Progress progress("train");
   if (root) {
@@ -181,9 +229,11 @@ int run_train(int argc, char** argv, Session& session) {
         .add("world_size", session.comm->size())
         .add("model_file", summary.model_file);
     if (summary.bound >= 0) line.add("lipschitz_bound", summary.bound);
+    if (!summary.checkpoint.empty()) line.add("checkpoint", summary.checkpoint);
+    if (summary.stopped) line.add("stopped", true);
     std::cout << line.str() << std::endl;
   }
-  return 0;
+  return summary.stopped ? train::kExitCheckpointedStop : 0;
 }
 
 }  // namespace lmt::launch

@@ -19,6 +19,9 @@ struct Session {
 int run_convert(int argc, char** argv, Session& session);
 int run_train(int argc, char** argv, Session& session);
 int run_eval(int argc, char** argv, Session& session);
+int run_attack(int argc, char** argv, Session& session);
+int run_export(int argc, char** argv, Session& session);
+int run_certify(int argc, char** argv, Session& session);
 
 // Intra-op threads when --threads is not given: the machine's cores shared by the ranks of
 // this node.

@@ -26,6 +26,12 @@ const std::vector<CommandEntry>& command_table() {
        lmt::launch::run_convert},
       {"train", "train a model (data-parallel under mpirun/srun)", true, lmt::launch::run_train},
       {"eval", "accuracy of a model file on a dataset file", true, lmt::launch::run_eval},
+      {"attack", "robust accuracy under APGD-CE/-T, Square, PGD (L2/Linf)", true,
+       lmt::launch::run_attack},
+      {"export", "model weights to safetensors or a PyTorch state_dict", false,
+       lmt::launch::run_export},
+      {"certify", "certified l2 robustness from a sound Lipschitz bound", true,
+       lmt::launch::run_certify},
   };
   return table;
 }
@@ -65,10 +71,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "lmt %s: %s\n", name.c_str(), e.what());
     return 2;
   } catch (const std::exception& e) {
-    const int rank = runtime ? runtime->env().rank : 0;
-    std::fprintf(stderr, "lmt %s: rank %d: %s\n", name.c_str(), rank, e.what());
-    std::fflush(stderr);
-    if (runtime && runtime->env().world_size > 1) runtime->abort(1);
+    // Printed once with the rank; in a world of more than one the job is aborted so no peer
+    // waits in a collective.
+    if (runtime) return runtime->exit_after_error("lmt " + name + ": " + e.what());
+    std::fprintf(stderr, "lmt %s: %s\n", name.c_str(), e.what());
     return 1;
   }
 }

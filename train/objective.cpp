@@ -4,6 +4,7 @@
 #include <torch/nn/functional/loss.h>
 
 #include <lmt/lipschitz/lmt_loss.h>
+#include <lmt/train/adversarial_objective.h>
 
 namespace lmt::train {
 namespace {
@@ -51,13 +52,14 @@ class LipschitzMargin : public Objective {
 }  // namespace
 
 std::unique_ptr<Objective> make_objective(const TrainOptions& options) {
+  if (auto robust = make_robust_objective(options)) return robust;  // pgd-at, trades, HE, augment
   if (options.loss == "ce") return std::make_unique<CrossEntropy>();
   if (options.loss == "lmt") {
     if (options.lmt_head != "global" && options.lmt_head != "pairwise")
       throw TrainError("--lmt-head: expected global or pairwise, got '" + options.lmt_head + "'");
     return std::make_unique<LipschitzMargin>(options);
   }
-  throw TrainError("--loss: unknown objective '" + options.loss + "' (expected ce or lmt)");
+  throw TrainError("--loss: unknown objective '" + options.loss + "' (expected ce, lmt, pgd-at or trades)");
 }
 
 }  // namespace lmt::train

@@ -2,6 +2,7 @@
 // optimizer step, metrics; evaluation at each epoch end; the final model on rank 0.
 #include <lmt/train/trainer.h>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
@@ -17,6 +18,7 @@
 #include <lmt/dist/module_sync.h>
 #include <lmt/dist/vector_sync.h>
 #include <lmt/lipschitz/bounded_module.h>
+#include <lmt/train/checkpoint.h>
 #include <lmt/train/evaluate.h>
 #include <lmt/train/metrics.h>
 #include <lmt/train/objective.h>
@@ -38,13 +40,118 @@ struct Trainer::State {
   std::function<void(const StepEvent&)> step_callback;
   std::function<void(const std::string&)> message_callback;
   int64_t global_step = 0;
+  // Where run() begins: step 0, or a checkpoint's position and this rank's epoch accumulators.
+  TrainingPosition start;
+  std::vector<double> start_sums{0, 0, 0};
 
   bool is_root() const { return comm->rank() == 0; }
   void message(const std::string& text) const {
     if (is_root() && message_callback) message_callback(text);
   }
   void advance_power_iteration();
+  std::string run_config() const {
+    return options.resolved_config.empty() ? describe_options(options) : options.resolved_config;
+  }
+  void restore();
+  std::string checkpoint(const TrainingPosition& position, const std::vector<double>& sums);
+  bool stop_agreed();
 };
+
+static at::Tensor cpu_rng_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+static void set_cpu_rng_state(const at::Tensor& state) {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state.contiguous());
+}
+
+// Collective. Every rank loads the same checkpoint (rank 0 picks it for --resume auto) from
+// the shared run directory and takes its own RNG state and metric accumulators from it.
+void Trainer::State::restore() {
+  const auto& o = options;
+  if (o.resume.empty()) return;
+  std::string dir;
+  if (is_root()) {
+    if (o.resume == "auto") {
+      std::vector<std::string> warnings;
+      dir = find_latest_checkpoint(o.out_dir, &warnings);
+      for (const auto& w : warnings) message("warning: " + w);
+      if (dir.empty())
+        message("--resume auto: no complete checkpoint in " + checkpoints_root(o.out_dir) +
+                "; starting at step 0");
+    } else {
+      dir = o.resume;
+    }
+  }
+  if (comm->size() > 1) dir = dist::broadcast_string(*comm, dir);
+  if (dir.empty()) return;
+  CheckpointState saved;
+  try {
+    verify_checkpoint(dir);
+    saved = read_checkpoint_state(dir);
+  } catch (const TrainError& e) {
+    throw TrainError("--resume: " + std::string(e.what()));
+  }
+  if (saved.world_size != comm->size())
+    throw TrainError("--resume: " + dir + " was written by " + std::to_string(saved.world_size) +
+                     " rank(s), this job has " + std::to_string(comm->size()) +
+                     "; resume with the same number of ranks (per-rank batch-norm statistics and "
+                     "the gradient summation order depend on it)");
+  if (saved.train_samples != train_loader->info().size ||
+      saved.steps_per_epoch != train_loader->steps_per_epoch())
+    throw TrainError("--data: the checkpoint " + dir + " was trained on " +
+                     std::to_string(saved.train_samples) + " images (" +
+                     std::to_string(saved.steps_per_epoch) + " steps/epoch), this dataset has " +
+                     std::to_string(train_loader->info().size) + " (" +
+                     std::to_string(train_loader->steps_per_epoch()) + ")");
+  const std::string difference = incompatible_option(saved.config, run_config());
+  if (!difference.empty())
+    throw TrainError("--resume: " + dir + " belongs to a different run: " + difference);
+  load_checkpoint_model(dir, *model);
+  load_checkpoint_optimizer(dir, *optimizer);
+  set_cpu_rng_state(saved.rng_states[comm->rank()]);
+  at::Tensor sums = saved.epoch_sums[comm->rank()].contiguous();
+  start_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+  start = saved.position;
+  message("resuming from " + dir + " (step " + std::to_string(start.global_step) + ", epoch " +
+          std::to_string(start.epoch + 1) + " step " + std::to_string(start.step_in_epoch) + ")");
+}
+
+// Collective. All ranks hold identical model and optimizer state after the gradient all-reduce,
+// so rank 0 writes them; RNG states and epoch accumulators are per rank and gathered. The
+// barrier keeps every rank from running ahead of a checkpoint that is not yet durable.
+std::string Trainer::State::checkpoint(const TrainingPosition& position,
+                                       const std::vector<double>& sums) {
+  at::Tensor rng = cpu_rng_state().contiguous();
+  at::Tensor local_sums = at::tensor(sums, at::kDouble);
+  CheckpointState state;
+  state.position = position;
+  state.world_size = comm->size();
+  state.steps_per_epoch = train_loader->steps_per_epoch();
+  state.train_samples = train_loader->info().size;
+  state.rng_states = comm->size() > 1 ? comm->all_gather(rng) : rng.unsqueeze(0);
+  state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
+  state.config = run_config();
+  std::string dir;
+  if (is_root()) dir = write_checkpoint(options.out_dir, *model, *optimizer, state, options.keep_last);
+  comm->barrier();
+  return dir;
+}
+
+// Collective every stop_check_every steps: a signal seen by any rank stops all of them at the
+// same step boundary (one all-reduce MAX of a flag).
+bool Trainer::State::stop_agreed() {
+  if (options.stop_after_steps > 0 && global_step == options.stop_after_steps) return true;
+  if (comm->size() == 1) return stop_signal_received();
+  if (global_step % std::max<int64_t>(1, options.stop_check_every) != 0) return false;
+  auto flag = dist::all_reduce_doubles(*comm, {stop_signal_received() ? 1.0 : 0.0},
+                                       dist::ReduceOp::kMax);
+  return flag[0] > 0;
+}
 
 static std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                                                                std::vector<at::Tensor> params) {
@@ -128,7 +235,6 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   if (s.is_root()) {
     if (o.out_dir.empty()) throw TrainError("--out: a run directory is required");
     std::filesystem::create_directories(o.out_dir);
-    s.metrics = MetricsWriter(o.out_dir + "/metrics.jsonl", /*truncate=*/true);
   }
 }
 
@@ -188,15 +294,35 @@ TrainSummary Trainer::run() {
             std::to_string(o.batch_size) + ", " + std::to_string(steps_per_epoch) +
             " steps/epoch, " + std::to_string(total_steps) + " steps");
 
+  s.restore();
+  if (s.is_root()) {
+    const std::string metrics_path = o.out_dir + "/metrics.jsonl";
+    if (s.start.global_step > 0) trim_metrics_after(metrics_path, s.start.global_step);
+    s.metrics = MetricsWriter(metrics_path, /*truncate=*/s.start.global_step == 0);
+  }
+  s.global_step = s.start.global_step;
+
   TrainSummary summary;
   const auto run_start = Clock::now();
-  double last_bound = -1;
-  for (int64_t epoch = 0; epoch < o.epochs && s.global_step < total_steps; ++epoch) {
+  const double wall_before = s.start.wall_s;
+  double last_bound = s.start.last_bound;
+  // A resumed epoch may have all its steps done and still owe its evaluation and metrics line.
+  auto owes_epoch_end = [&](int64_t epoch) {
+    return epoch == s.start.epoch && s.start.step_in_epoch > 0;
+  };
+  for (int64_t epoch = s.start.epoch;
+       epoch < o.epochs && (s.global_step < total_steps || owes_epoch_end(epoch)); ++epoch) {
     s.model->train();
-    s.train_loader->start_epoch(epoch);
+    const int64_t first_step = owes_epoch_end(epoch) ? s.start.step_in_epoch : 0;
+    s.train_loader->start_epoch(epoch, first_step);
     double loss_sum = 0, correct = 0, seen = 0;
+    if (first_step > 0) {
+      loss_sum = s.start_sums.at(0);
+      correct = s.start_sums.at(1);
+      seen = s.start_sums.at(2);
+    }
     const auto epoch_start = Clock::now();
-    int64_t step_in_epoch = 0;
+    int64_t step_in_epoch = first_step;
     while (s.global_step < total_steps) {
       auto batch = s.train_loader->next();
       if (!batch) break;
@@ -234,9 +360,32 @@ TrainSummary Trainer::run() {
         event.lr = lr;
         event.elapsed_s = std::chrono::duration<double>(Clock::now() - run_start).count();
         const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
-        event.images_per_s = double(step_in_epoch * local_batch * s.comm->size()) / epoch_s;
+        event.images_per_s =
+            double((step_in_epoch - first_step) * local_batch * s.comm->size()) / epoch_s;
         event.bound = last_bound;
         s.step_callback(event);
+      }
+
+      const bool periodic = o.checkpoint_every > 0 && s.global_step % o.checkpoint_every == 0;
+      const bool stop = s.stop_agreed();
+      if (periodic || stop) {
+        TrainingPosition position;
+        position.global_step = s.global_step;
+        position.epoch = epoch;
+        position.step_in_epoch = step_in_epoch;
+        position.wall_s =
+            wall_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+        position.last_bound = last_bound;
+        summary.checkpoint = s.checkpoint(position, {loss_sum, correct, seen});
+      }
+      if (stop) {
+        summary.stopped = true;
+        summary.steps = s.global_step;
+        summary.bound = last_bound;
+        summary.wall_s = std::chrono::duration<double>(Clock::now() - run_start).count();
+        s.message("stopped on request after step " + std::to_string(s.global_step) +
+                  "; checkpoint " + summary.checkpoint + " (continue with --resume auto)");
+        return summary;
       }
     }
     const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
@@ -245,8 +394,9 @@ TrainSummary Trainer::run() {
     summary.train_accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
     summary.test_accuracy = test.accuracy();
     summary.bound = last_bound;
-    const double wall_s = std::chrono::duration<double>(Clock::now() - run_start).count();
-    const double images_per_s = sums[2] / epoch_s;
+    const double wall_s =
+        wall_before + std::chrono::duration<double>(Clock::now() - run_start).count();
+    const double images_per_s = double((step_in_epoch - first_step) * o.batch_size) / epoch_s;
     if (s.is_root()) {
       JsonLine line;
       line.add("type", "epoch")

@@ -47,6 +47,20 @@ struct TrainOptions {
   double lmt_c_warmup_epochs = 0.0;
   std::string lmt_head = "global";  // global | pairwise
   bool lmt_clip = false;
+  // Adversarial training and the HE margin (adversarial_objective.h): loss pgd-at | trades.
+  std::string adv_norm = "Linf";  // L2 | Linf
+  double adv_eps = 0.0;
+  int64_t attack_steps = 10;
+  double attack_step_size = 0.0;  // 0: 2.5 * eps / attack_steps
+  double trades_beta = 6.0;
+  double eps_warmup_epochs = 0.0;  // linear eps ramp from 0
+  double he_margin = 0.2;          // m of the HE head (model option head=he), training loss only
+  // Batch augmentations (augment_batch.h), off by default.
+  double mixup_alpha = 0.0;
+  double cutmix_alpha = 0.0;
+  int64_t randaugment_ops = 0;  // 0: off
+  int64_t randaugment_magnitude = 9;
+  double random_erasing = 0.0;  // probability per image
   std::string pi_sync = "average";  // average | split: how ranks agree on power-iteration vectors
   bool log_layer_bounds = false;    // debug: every operator's sigma in metrics.jsonl
 
@@ -60,6 +74,16 @@ struct TrainOptions {
   double bucket_cap_mb = 25.0;
   bool overlap = true;
   int collective_timeout_s = 300;
+
+  // Checkpoints and stopping (see checkpoint.h).
+  int64_t checkpoint_every = 0;   // optimizer steps between checkpoints (0: only on a stop)
+  int64_t keep_last = 3;          // checkpoints kept in RUN_DIR/checkpoints (0: all)
+  std::string resume;             // "" (fresh run), "auto" (newest whole one, if any) or a DIR
+  int64_t stop_after_steps = -1;  // checkpoint and stop once global step N is done (-1: off)
+  int64_t stop_check_every = 1;   // steps between the ranks' agreement on a stop signal
+  // The CLI's resolved flags ("key = value" lines), stored in checkpoints and compared on
+  // resume; empty for library users (the known fields are described instead).
+  std::string resolved_config;
 };
 
 }  // namespace lmt::train

@@ -28,6 +28,8 @@ struct TrainSummary {
   double wall_s = 0, images_per_s = 0;
   double bound = -1;
   std::string model_file;
+  bool stopped = false;    // stopped early on request; the CLI exits with kExitCheckpointedStop
+  std::string checkpoint;  // the last checkpoint written by this run (empty: none)
 };
 
 class Trainer {
@@ -42,6 +44,9 @@ class Trainer {
   void on_message(std::function<void(const std::string&)> callback);
 
   models::Model& model();
+  // Collective. Resumes from options.resume first (see checkpoint.h); writes a checkpoint every
+  // checkpoint_every steps; on a stop request (signal agreed by all ranks, or stop_after_steps)
+  // writes one and returns with summary.stopped set, without the final evaluation.
   TrainSummary run();
 
  private:

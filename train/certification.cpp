@@ -1,0 +1,59 @@
+// Certification run: sound bound once, radii per batch, radii placed by dataset index and summed
+// across ranks (every index belongs to exactly one rank), then the summary.
+#include <lmt/train/certification.h>
+
+#include <ATen/core/grad_mode.h>
+
+#include <lmt/train/evaluate.h>
+#include <lmt/train/options.h>
+
+namespace lmt::train {
+
+CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communicator* comm,
+                      const CertifyOptions& options) {
+  if (!model.has_bound())
+    throw TrainError("model '" + model.config().name +
+                     "' has no finite global Lipschitz bound; certification refused (attack it "
+                     "with lmt attack instead)");
+  if (options.head != "global" && options.head != "pairwise" && options.head != "best")
+    throw TrainError("--head: expected global, pairwise or best, got '" + options.head + "'");
+  model.eval();
+  at::NoGradGuard no_grad;
+  CertifyResult result;
+  // Iterate the estimate on copies so the model's persistent vectors are left as trained.
+  at::Tensor sound = model.lipschitz_bound(lipschitz::BoundMode::kSound).to(at::kDouble);
+  result.sound_bound = sound.item<double>();
+  result.estimate_bound = model.lipschitz_bound(lipschitz::BoundMode::kEstimate).item<double>();
+  lipschitz::HeadSplit head = model.head_split(lipschitz::BoundMode::kSound);
+  result.head = options.head;
+  if (options.head == "best") result.head = head.defined() ? "best" : "global";
+  if (options.head == "pairwise" && !head.defined())
+    throw TrainError("--head pairwise: model '" + model.config().name +
+                     "' does not end in a linear layer");
+
+  const int64_t n = loader.info().size;
+  at::Tensor radii = at::zeros({n}, at::kDouble), correct = at::zeros({n}, at::kDouble);
+  evaluate(model, loader, nullptr, [&](const data::Batch& batch, const at::Tensor& logits) {
+    at::Tensor r;
+    if (result.head == "global") {
+      r = lipschitz::certified_radius(logits, batch.labels, sound);
+    } else if (result.head == "pairwise") {
+      r = lipschitz::certified_radius_pairwise(logits, batch.labels, head);
+    } else {
+      r = at::maximum(lipschitz::certified_radius(logits, batch.labels, sound),
+                      lipschitz::certified_radius_pairwise(logits, batch.labels, head));
+    }
+    radii.index_put_({batch.indices}, r.to(at::kDouble));
+    correct.index_put_({batch.indices}, logits.argmax(1).eq(batch.labels).to(at::kDouble));
+  });
+  if (comm && comm->size() > 1) {
+    comm->all_reduce(radii, dist::ReduceOp::kSum);
+    comm->all_reduce(correct, dist::ReduceOp::kSum);
+  }
+  result.radii = radii;
+  result.correct = correct.gt(0.5);
+  result.summary = lipschitz::summarize(result.radii, result.correct, options.eps, result.sound_bound);
+  return result;
+}
+
+}  // namespace lmt::train

@@ -1,0 +1,37 @@
+// lmt::train: certification of a model over a dataset split, data-parallel: per-point certified
+// l2 radii from a SOUND Lipschitz bound, gathered into one summary on every rank.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <lmt/data/loader.h>
+#include <lmt/dist/communicator.h>
+#include <lmt/lipschitz/certify.h>
+#include <lmt/models/model.h>
+
+namespace lmt::train {
+
+struct CertifyOptions {
+  std::vector<double> eps{0.1, 0.3, 1.0, 1.58};
+  // "global": margin / (sqrt2 L); "pairwise": min_i margin_i / (L_h |w_t - w_i|) (needs a linear
+  // head); "best": the larger of the two per point (both are sound, so is their max).
+  std::string head = "best";
+};
+
+struct CertifyResult {
+  lipschitz::CertificationSummary summary;
+  double sound_bound = 0;      // the bound the radii use (kSound, float64)
+  double estimate_bound = 0;   // converged power iteration (kEstimate): a lower estimate
+  std::string head;            // the radius rule used
+  at::Tensor radii;            // [N] float64, indexed like the dataset (0 where misclassified)
+  at::Tensor correct;          // [N] bool
+};
+
+// Throws TrainError when the model has no finite bound (ViT, HE head) or the head rule does not
+// apply. `loader` must be an evaluation loader (no shuffle, no drop_last).
+CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communicator* comm,
+                      const CertifyOptions& options);
+
+}  // namespace lmt::train
