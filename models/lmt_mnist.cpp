@@ -2,6 +2,7 @@
 // convolutions (16, 32 channels), a 100-unit hidden layer and the class layer, ReLU between.
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
+#include <lmt/models/heads.h>
 
 #include "builtin_models.h"
 
@@ -27,7 +28,10 @@ class LmtMnist : public Model {
                                               .padding(1)));
     const int64_t flat = 32 * conv2_->output_height() * conv2_->output_width();
     fc1_ = register_module("fc1", lipschitz::BoundedLinear(flat, hidden));
-    fc2_ = register_module("fc2", lipschitz::BoundedLinear(hidden, c.num_classes));
+    if (uses_hypersphere_head(c))
+      he_ = register_module("he_head", HypersphereHead(hidden, c.num_classes, hypersphere_scale(c)));
+    else
+      fc2_ = register_module("fc2", lipschitz::BoundedLinear(hidden, c.num_classes));
   }
 
   at::Tensor features(const at::Tensor& input) {
@@ -37,7 +41,11 @@ class LmtMnist : public Model {
     return fc1_->forward(x.flatten(1)).relu();
   }
 
-  at::Tensor forward(const at::Tensor& input) override { return fc2_->forward(features(input)); }
+  at::Tensor forward(const at::Tensor& input) override {
+    return he_ ? he_->forward(features(input)) : fc2_->forward(features(input));
+  }
+
+  bool has_bound() const override { return !he_; }
 
   at::Tensor body_bound(lipschitz::BoundMode mode) {
     at::Tensor bound = conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode) *
@@ -46,10 +54,12 @@ class LmtMnist : public Model {
   }
 
   at::Tensor lipschitz_bound(lipschitz::BoundMode mode) override {
+    if (he_) throw ModelError("lmt-mnist with head=he has no finite Lipschitz bound");
     return body_bound(mode) * fc2_->spectral_norm(mode);
   }
 
   lipschitz::HeadSplit head_split(lipschitz::BoundMode mode) override {
+    if (he_) return {};
     return {body_bound(mode), mode == lipschitz::BoundMode::kSound
                                   ? fc2_->weight.detach().to(at::kDouble)
                                   : fc2_->weight};
@@ -59,6 +69,7 @@ class LmtMnist : public Model {
   lipschitz::InputNormalization normalize_{nullptr};
   lipschitz::BoundedConv2d conv1_{nullptr}, conv2_{nullptr};
   lipschitz::BoundedLinear fc1_{nullptr}, fc2_{nullptr};
+  HypersphereHead he_{nullptr};  // replaces fc2 when the model option head=he
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
 #include <lmt/lipschitz/rules.h>
+#include <lmt/models/heads.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "builtin_models.h"
@@ -122,7 +123,10 @@ class ResNet : public Model {
       }
     }
     pool_ = register_module("avgpool", lipschitz::GlobalAvgPool(h, w));
-    fc_ = register_module("fc", lipschitz::BoundedLinear(in, c.num_classes));
+    if (uses_hypersphere_head(c))
+      he_ = register_module("he_head", HypersphereHead(in, c.num_classes, hypersphere_scale(c)));
+    else
+      fc_ = register_module("fc", lipschitz::BoundedLinear(in, c.num_classes));
   }
 
   at::Tensor forward(const at::Tensor& input) override {
@@ -130,8 +134,11 @@ class ResNet : public Model {
     x = stem_.forward(x).relu();
     if (maxpool_) x = maxpool_->forward(x);
     for (auto& block : blocks_) x = block->forward(x);
-    return fc_->forward(pool_->forward(x));
+    x = pool_->forward(x);
+    return he_ ? he_->forward(x) : fc_->forward(x);
   }
+
+  bool has_bound() const override { return !he_; }
 
   at::Tensor body_bound(BoundMode mode) {
     at::Tensor bound = stem_.bound(mode);
@@ -142,10 +149,12 @@ class ResNet : public Model {
   }
 
   at::Tensor lipschitz_bound(BoundMode mode) override {
+    if (he_) throw ModelError("resnet with head=he has no finite Lipschitz bound");
     return body_bound(mode) * fc_->spectral_norm(mode);
   }
 
   lipschitz::HeadSplit head_split(BoundMode mode) override {
+    if (he_) return {};
     return {body_bound(mode),
             mode == BoundMode::kSound ? fc_->weight.detach().to(at::kDouble) : fc_->weight};
   }
@@ -157,6 +166,7 @@ class ResNet : public Model {
   std::vector<std::shared_ptr<Block>> blocks_;
   lipschitz::GlobalAvgPool pool_{nullptr};
   lipschitz::BoundedLinear fc_{nullptr};
+  HypersphereHead he_{nullptr};  // replaces fc when the model option head=he
 };
 
 }  // namespace
