@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
@@ -281,6 +283,26 @@ static std::string layer_bounds_json(models::Model& model) {
   return out.str() + "}";
 }
 
+// Test hooks for the data-parallel script tests (tests/dp), inert unless their variable is set:
+// LMT_TEST_THROW_AT=RANK:STEP makes rank RANK throw after global step STEP; LMT_TEST_RANK_DIR=DIR
+// makes every rank save its final model as DIR/rank-R.pt with its last training bound in hex.
+static void test_hook_throw(int rank, int64_t step) {
+  static const char* spec = std::getenv("LMT_TEST_THROW_AT");
+  int r = -1;
+  long long k = -1;
+  if (spec && std::sscanf(spec, "%d:%lld", &r, &k) == 2 && r == rank && k == step)
+    throw TrainError("LMT_TEST_THROW_AT: injected failure after step " + std::to_string(step));
+}
+
+static void test_hook_save_rank(models::Model& model, int rank, double bound) {
+  const char* dir = std::getenv("LMT_TEST_RANK_DIR");
+  if (!dir) return;
+  char hex[64];
+  std::snprintf(hex, sizeof hex, "%a", bound);
+  models::save_model_file(std::string(dir) + "/rank-" + std::to_string(rank) + ".pt", model,
+                          {{"train_lipschitz_bound_hex", hex}});
+}
+
 TrainSummary Trainer::run() {
   auto& s = *state_;
   const auto& o = s.options;
@@ -347,6 +369,7 @@ TrainSummary Trainer::run() {
       if (out.bound.defined()) last_bound = out.bound.item<double>();
       ++s.global_step;
       ++step_in_epoch;
+      test_hook_throw(s.comm->rank(), s.global_step);
 
       if (s.step_callback) {
         StepEvent event;
@@ -434,6 +457,7 @@ TrainSummary Trainer::run() {
     if (last_bound >= 0) metadata["train_lipschitz_bound"] = std::to_string(last_bound);
     models::save_model_file(summary.model_file, *s.model, metadata);
   }
+  test_hook_save_rank(*s.model, s.comm->rank(), last_bound);
   return summary;
 }
 
