@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The ViT (vit-tiny, small options) trains with PGD-AT and a linear eps warm-up on Fashion-MNIST
+# without divergence: the run completes (the trainer aborts on a non-finite loss at any step) and
+# its epoch loss is finite and below the loss of a uniform guess by the end.
+set -uo pipefail
+[ -x "$LMT_BIN" ] || { echo "lmt not built at $LMT_BIN"; exit 1; }
+[ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST"; exit 77; }
+TMP="${LMT_TEST_TMP:-/tmp/lmt-vit-adv-test}"
+rm -rf "$TMP" && mkdir -p "$TMP"
+"$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$TMP/fm" >/dev/null || { echo "FAIL: convert"; exit 1; }
+if ! "$LMT_BIN" train --help 2>/dev/null | grep -q -- "--eps-warmup"; then echo "no --eps-warmup"; exit 1; fi
+"$LMT_BIN" train --data "$TMP/fm" --out "$TMP/vit" --model vit-tiny --model-option patch=7 \
+  --model-option depth=2 --model-option width=32 --model-option heads=2 --loss pgd-at --norm Linf \
+  --eps 0.1 --attack-steps 2 --eps-warmup 0.02 --epochs 1 --max-steps 60 --batch-size 32 \
+  --threads 1 --seed 1 >"$TMP/vit.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then
+  grep -qi "unknown model\|unknown architecture" "$TMP/vit.log" && { echo "vit-tiny not registered"; exit 77; }
+  echo "FAIL: vit-tiny pgd-at exited $rc"; tail -5 "$TMP/vit.log"; exit 1
+fi
+python3 - "$TMP/vit/metrics.jsonl" <<'PY' || exit 1
+import json, math, sys
+epochs = [json.loads(l) for l in open(sys.argv[1]) if '"epoch"' in l]
+assert epochs, "no epoch line"
+loss = epochs[-1]["loss"]
+assert math.isfinite(loss) and loss < math.log(10) * 1.2, f"epoch loss {loss}"
+PY
