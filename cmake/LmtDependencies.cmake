@@ -7,11 +7,16 @@ find_package(Threads REQUIRED)
 find_package(ZLIB REQUIRED)
 
 # HDF5 as one imported target (FindHDF5 only gives variables on CMake < 3.19).
+# Installed as lmt::hdf5, which links hdf5::hdf5 (lmtConfig.cmake finds HDF5 again and makes
+# that target on CMake < 3.19), so the package carries no build machine's paths.
 if(NOT TARGET lmt_hdf5)
   add_library(lmt_hdf5 INTERFACE)
-  target_include_directories(lmt_hdf5 SYSTEM INTERFACE ${HDF5_C_INCLUDE_DIRS} ${HDF5_INCLUDE_DIRS})
-  target_link_libraries(lmt_hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+  target_include_directories(lmt_hdf5 SYSTEM INTERFACE
+    "$<BUILD_INTERFACE:${HDF5_C_INCLUDE_DIRS}>" "$<BUILD_INTERFACE:${HDF5_INCLUDE_DIRS}>")
+  target_link_libraries(lmt_hdf5 INTERFACE
+    "$<BUILD_INTERFACE:${HDF5_C_LIBRARIES}>" "$<INSTALL_INTERFACE:hdf5::hdf5>")
   target_compile_definitions(lmt_hdf5 INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
+  set_target_properties(lmt_hdf5 PROPERTIES EXPORT_NAME hdf5)
 endif()
 
 # NCCL: compiled when CUDA's runtime and NCCL are both found (here under /usr/local/cuda).
