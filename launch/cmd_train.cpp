@@ -44,7 +44,7 @@ static void add_train_options(CommandLine& cli) {
       ("max-steps", i()->default_value(-1), "stop after N optimizer steps (-1: all epochs)")
       ("optimizer", s()->default_value("adam"), "sgd or adam")
       ("lr", d()->default_value(1e-3), "learning rate")
-      ("momentum", d()->default_value(0.9), "SGD momentum")
+      ("momentum", d()->default_value(0.9, "0.9"), "SGD momentum")
       ("weight-decay", d()->default_value(0.0), "weight decay")
       ("schedule", s()->default_value("constant"), "constant, cosine or step")
       ("warmup-epochs", d()->default_value(0.0), "linear learning-rate warm-up (epochs)")
