@@ -1,75 +1,86 @@
 #!/bin/bash
 # Step-time comparisons measured in one run, each configuration repeated REPEATS times in
-# interleaved order (the machine may be shared): our C++ training loop (bench_step, the real
-# Trainer) vs the Python PyTorch reference (bench/python/step_reference.py, same LibTorch kernels,
-# model, batch, Adam, threads), 1 vs 2 ranks, overlap on vs off, --pi-sync average vs split.
-# Prints a table of medians over repeats with the min..max spread and the ratios.
-# Usage: bench/bench_step.sh BUILD_DIR FASHION_MNIST_DIR   (env: REPEATS=3 STEPS=30 WARMUP=5
-#        BATCH=64 RESNET_BATCH=32 RESNET=1 THREADS=1 OUT=/tmp/lmt-bench-step)
+# interleaved order (the machine may be shared): the real `lmt train` loop (its reported
+# images_per_s over STEPS steps) vs the Python PyTorch reference (bench/python/step_reference.py:
+# same LibTorch kernels, model, batch, Adam, cross-entropy, threads; loop_images_per_s over the
+# same number of steps), 1 vs 2 ranks, overlap on vs off, --pi-sync average vs split.
+# Prints medians over repeats with the min..max spread, and ratios of the medians.
+# Usage: bench/bench_step.sh LMT_BIN FASHION_MNIST_DIR (from lmt convert)
+#   env: REPEATS=3 STEPS=200 BATCH=64 RESNET=1 RESNET_STEPS=20 RESNET_BATCH=32 THREADS=1
+#        OUT=/tmp/lmt-bench-step
 set -uo pipefail
-BUILD=${1:?build dir}
+LMT=${1:?lmt binary}
 FM=${2:?dataset dir of lmt convert fashion-mnist}
-REPEATS=${REPEATS:-3} STEPS=${STEPS:-30} WARMUP=${WARMUP:-5} THREADS=${THREADS:-1}
-BATCH=${BATCH:-64} RESNET_BATCH=${RESNET_BATCH:-32} RESNET=${RESNET:-1}
+REPEATS=${REPEATS:-3} STEPS=${STEPS:-200} BATCH=${BATCH:-64} THREADS=${THREADS:-1}
+RESNET=${RESNET:-1} RESNET_STEPS=${RESNET_STEPS:-20} RESNET_BATCH=${RESNET_BATCH:-32}
 OUT=${OUT:-/tmp/lmt-bench-step}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 export OMP_NUM_THREADS=$THREADS OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p "$OUT" && : >"$OUT/results.jsonl"
 CIFAR="$OUT/random-cifar"
-[ "$RESNET" = 1 ] && [ ! -f "$CIFAR/test.h5" ] && "$BUILD/bench/bench_step" make-data "$CIFAR" 2048 >/dev/null
+if [ "$RESNET" = 1 ] && [ ! -f "$CIFAR/test.h5" ]; then
+  /usr/bin/python3 "$HERE/python/make_random_cifar.py" "$CIFAR" 2048 || exit 1
+fi
 
-run() {  # run LABEL NP|py args...
-  local label=$1 np=$2; shift 2
-  local line
-  if [ "$np" = py ]; then
-    line=$(/usr/bin/python3 "$HERE/python/step_reference.py" --threads "$THREADS" --steps "$STEPS" \
-      --warmup "$WARMUP" "$@" 2>>"$OUT/stderr.log" | tail -1)
-  else
-    line=$(mpirun -np "$np" --bind-to none -x OMP_NUM_THREADS "$BUILD/bench/bench_step" \
-      --threads "$THREADS" --steps "$STEPS" --warmup "$WARMUP" "$@" 2>>"$OUT/stderr.log" | tail -1)
-  fi
-  case "$line" in
-    "{"*) echo "{\"label\":\"$label\",${line#\{}" >>"$OUT/results.jsonl" ;;
-    *) echo "bench_step.sh: $label failed (see $OUT/stderr.log)" >&2 ;;
-  esac
+record() {  # record LABEL BATCH IMAGES_PER_S
+  echo "{\"label\":\"$1\",\"batch\":$2,\"images_per_s\":$3}" >>"$OUT/results.jsonl"
+}
+run_lmt() {  # run_lmt LABEL NP STEPS BATCH lmt-train-args...
+  local label=$1 np=$2 steps=$3 batch=$4; shift 4
+  local line ips
+  line=$(mpirun -np "$np" --bind-to none -x OMP_NUM_THREADS "$LMT" train --threads "$THREADS" \
+    --max-steps "$steps" --epochs 1 --batch-size "$batch" --log-every 100000000 \
+    --out "$OUT/run" "$@" 2>>"$OUT/stderr.log" | tail -1)
+  ips=$(echo "$line" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])' 2>/dev/null) \
+    && record "$label" "$batch" "$ips" || echo "bench_step.sh: $label failed (see $OUT/stderr.log)" >&2
+}
+run_py() {  # run_py LABEL STEPS BATCH step_reference-args...
+  local label=$1 steps=$2 batch=$3; shift 3
+  local ips
+  ips=$(/usr/bin/python3 "$HERE/python/step_reference.py" --threads "$THREADS" --warmup 0 \
+    --steps "$steps" --batch-size "$batch" "$@" 2>>"$OUT/stderr.log" | tail -1 \
+    | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["loop_images_per_s"])') \
+    && record "$label" "$batch" "$ips" || echo "bench_step.sh: $label failed (see $OUT/stderr.log)" >&2
 }
 
 for rep in $(seq "$REPEATS"); do
   echo "repeat $rep/$REPEATS" >&2
-  M=(--data "$FM" --model lmt-mnist --batch-size "$BATCH")
-  run "mnist lmt 1 rank" 1 "${M[@]}"
-  run "mnist python 1 proc" py "${M[@]}"
-  run "mnist lmt 2 ranks overlap" 2 "${M[@]}" --overlap 1
-  run "mnist lmt 2 ranks no-overlap" 2 "${M[@]}" --overlap 0
-  run "mnist-lmtloss 2 ranks pi average" 2 "${M[@]}" --loss lmt --pi-sync average
-  run "mnist-lmtloss 2 ranks pi split" 2 "${M[@]}" --loss lmt --pi-sync split
+  M=(--data "$FM" --model lmt-mnist)
+  run_lmt "lmt-mnist: lmt C++, 1 rank" 1 "$STEPS" "$BATCH" "${M[@]}"
+  run_py "lmt-mnist: Python PyTorch, 1 process" "$STEPS" "$BATCH" "${M[@]}"
+  run_lmt "lmt-mnist: lmt C++, 2 ranks, overlap" 2 "$STEPS" "$BATCH" "${M[@]}" --overlap true
+  run_lmt "lmt-mnist: lmt C++, 2 ranks, no overlap" 2 "$STEPS" "$BATCH" "${M[@]}" --overlap false
+  run_lmt "lmt-mnist LMT loss: 2 ranks, pi average" 2 "$STEPS" "$BATCH" "${M[@]}" --loss lmt --pi-sync average
+  run_lmt "lmt-mnist LMT loss: 2 ranks, pi split" 2 "$STEPS" "$BATCH" "${M[@]}" --loss lmt --pi-sync split
   if [ "$RESNET" = 1 ]; then
-    R=(--data "$CIFAR" --model resnet18 --batch-size "$RESNET_BATCH")
-    run "resnet18 lmt 1 rank" 1 "${R[@]}"
-    run "resnet18 python 1 proc" py "${R[@]}"
-    run "resnet18 lmt 2 ranks overlap" 2 "${R[@]}" --overlap 1
-    run "resnet18 lmt 2 ranks no-overlap" 2 "${R[@]}" --overlap 0
+    R=(--data "$CIFAR" --model resnet18)
+    run_lmt "resnet18: lmt C++, 1 rank" 1 "$RESNET_STEPS" "$RESNET_BATCH" "${R[@]}"
+    run_py "resnet18: Python PyTorch, 1 process" "$RESNET_STEPS" "$RESNET_BATCH" "${R[@]}"
+    run_lmt "resnet18: lmt C++, 2 ranks, overlap" 2 "$RESNET_STEPS" "$RESNET_BATCH" "${R[@]}" --overlap true
+    run_lmt "resnet18: lmt C++, 2 ranks, no overlap" 2 "$RESNET_STEPS" "$RESNET_BATCH" "${R[@]}" --overlap false
   fi
 done
 
 /usr/bin/python3 - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-by = {}
+by, batch = {}, {}
 for r in rows:
-    by.setdefault(r["label"], []).append(r["median_step_s"])
+    by.setdefault(r["label"], []).append(r["batch"] / r["images_per_s"])
+    batch[r["label"]] = r["batch"]
 med = {k: statistics.median(v) for k, v in by.items()}
-print(f"{'configuration':36s} {'runs':>4s} {'median step ms':>14s} {'spread ms':>17s} {'steps/s':>8s}")
+print(f"{'configuration':44s} {'runs':>4s} {'step ms':>8s} {'spread ms':>15s} {'steps/s':>8s} {'img/s':>7s}")
 for k, v in by.items():
-    print(f"{k:36s} {len(v):4d} {1e3*med[k]:14.1f} {1e3*min(v):8.1f}..{1e3*max(v):7.1f} {1/med[k]:8.2f}")
+    print(f"{k:44s} {len(v):4d} {1e3*med[k]:8.1f} {1e3*min(v):7.1f}..{1e3*max(v):6.1f}"
+          f" {1/med[k]:8.2f} {batch[k]/med[k]:7.0f}")
 def ratio(name, a, b):
     if a in med and b in med:
-        print(f"{name:60s} {med[b]/med[a]:6.2f}x")
-print("\nratios of median step times (>1: the first is faster)")
-for m in ("mnist", "resnet18"):
-    ratio(f"{m}: lmt C++ loop vs Python PyTorch (1 process)", f"{m} lmt 1 rank", f"{m} python 1 proc")
-    ratio(f"{m}: 2 ranks overlap on vs off", f"{m} lmt 2 ranks overlap", f"{m} lmt 2 ranks no-overlap")
-    ratio(f"{m}: 2 ranks (global batch) vs 1 rank", f"{m} lmt 2 ranks overlap", f"{m} lmt 1 rank")
-ratio("mnist lmt loss, 2 ranks: pi-sync split vs average", "mnist-lmtloss 2 ranks pi split",
-      "mnist-lmtloss 2 ranks pi average")
+        print(f"  {name:58s} {med[b]/med[a]:5.2f}x")
+print("ratios of median step times (> 1: the first named is faster)")
+for m in ("lmt-mnist", "resnet18"):
+    ratio(f"{m}: lmt C++ vs Python PyTorch", f"{m}: lmt C++, 1 rank", f"{m}: Python PyTorch, 1 process")
+    ratio(f"{m}: 2 ranks overlap on vs off", f"{m}: lmt C++, 2 ranks, overlap", f"{m}: lmt C++, 2 ranks, no overlap")
+    ratio(f"{m}: 2 ranks vs 1 rank (same global batch)", f"{m}: lmt C++, 2 ranks, overlap", f"{m}: lmt C++, 1 rank")
+ratio("lmt-mnist LMT loss, 2 ranks: pi split vs average", "lmt-mnist LMT loss: 2 ranks, pi split",
+      "lmt-mnist LMT loss: 2 ranks, pi average")
 PY

@@ -1,7 +1,8 @@
 """The Python PyTorch reference of one `lmt train` step (same LibTorch kernels): the same model
 (lmt-mnist, or ResNet-18 with the CIFAR stem), batch, Adam, cross-entropy and intra-op threads,
 data from the same train.h5 (gathered, scaled and normalized per step, as lmt's loader does).
-Prints one JSON line like bench_step's. Run with Debian's /usr/bin/python3 (python3-torch).
+Prints one JSON line: per-step median (after --warmup steps) and loop_images_per_s over all
+steps, warm-up included, as `lmt train` reports images_per_s for its loop. Run with Debian's /usr/bin/python3 (python3-torch).
 Usage: step_reference.py --data DIR [--model lmt-mnist|resnet18] [--batch-size B] [--steps S]
        [--warmup W] [--threads T]"""
 import argparse
@@ -65,6 +66,7 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.randperm(n)
     times, last = [], time.perf_counter()
+    loop_start = last
     for step in range(a.warmup + a.steps):
         idx = order[(step * a.batch_size) % (n - a.batch_size):][:a.batch_size]
         x = images[idx].permute(0, 3, 1, 2).float().div_(255)
@@ -80,12 +82,14 @@ def main():
         if step >= a.warmup:
             times.append(now - last)
         last = now
+    loop_s = time.perf_counter() - loop_start
     med = statistics.median(times)
     print(json.dumps({"bench": "step", "impl": "python", "model": a.model, "world_size": 1,
                       "threads": a.threads, "batch_size": a.batch_size, "steps": len(times),
                       "median_step_s": round(med, 6), "min_step_s": round(min(times), 6),
                       "max_step_s": round(max(times), 6), "steps_per_s": round(1 / med, 3),
                       "images_per_s": round(a.batch_size / med, 1),
+                      "loop_images_per_s": round((a.warmup + a.steps) * a.batch_size / loop_s, 1),
                       "torch": torch.__version__}))
 
 
