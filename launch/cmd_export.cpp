@@ -27,7 +27,8 @@ static std::string data_from_config(const fs::path& config) {
 int run_export(int argc, char** argv, Session& /*session*/) {
   CommandLine cli;
   cli.command = "export";
-  cli.usage = "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE";
+  cli.usage =
+      "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE";
   cli.options.add_options()("model-file", po::value<std::string>()->value_name("PATH"),
                             "model file written by lmt train (RUN_DIR/model.pt)")(
       "checkpoint", po::value<std::string>()->value_name("DIR"),
@@ -63,7 +64,8 @@ int run_export(int argc, char** argv, Session& /*session*/) {
   if (vm["format"].as<std::string>() == "torch") {
     train::write_torch_state_dict(out, model);
   } else {
-    std::string data = vm.count("data") ? vm["data"].as<std::string>() : data_from_config(config_ini);
+    std::string data =
+        vm.count("data") ? vm["data"].as<std::string>() : data_from_config(config_ini);
     if (!data.empty() && fs::is_directory(data)) data += "/train.h5";
     std::vector<std::string> class_names;
     if (!data.empty() && fs::exists(data)) {
@@ -71,8 +73,8 @@ int run_export(int argc, char** argv, Session& /*session*/) {
     } else {
       std::cerr << "export: no dataset found for class names (give --data)\n";
     }
-    auto metadata = train::export_metadata(model, class_names, loaded.metadata,
-                                           vm["bound"].as<bool>());
+    auto metadata =
+        train::export_metadata(model, class_names, loaded.metadata, vm["bound"].as<bool>());
     train::write_safetensors(out, model, metadata);
   }
   train::JsonLine line;
@@ -80,9 +82,9 @@ int run_export(int argc, char** argv, Session& /*session*/) {
       .add("model", model.config().name)
       .add("format", vm["format"].as<std::string>())
       .add("out", out)
-      .add("tensors", int64_t(train::exported_tensors(model, vm["format"].as<std::string>() ==
-                                                                 "safetensors")
-                                  .size()));
+      .add("tensors",
+           int64_t(train::exported_tensors(model, vm["format"].as<std::string>() == "safetensors")
+                       .size()));
   std::cout << line.str() << std::endl;
   return 0;
 }

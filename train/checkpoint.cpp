@@ -116,8 +116,8 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step) {
 }
 
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
-                             const torch::optim::Optimizer& optimizer,
-                             const CheckpointState& state, int64_t keep_last) {
+                             const torch::optim::Optimizer& optimizer, const CheckpointState& state,
+                             int64_t keep_last) {
   const std::string root = checkpoints_root(run_dir);
   const std::string final_dir = checkpoint_path(run_dir, state.position.global_step);
   const std::string name = fs::path(final_dir).filename().string();
@@ -247,7 +247,8 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
     archive.load_from(path);
     auto get = [&](const char* key) {
       c10::IValue value;
-      if (!archive.try_read(key, value)) throw TrainError(std::string("field '") + key + "' missing");
+      if (!archive.try_read(key, value))
+        throw TrainError(std::string("field '") + key + "' missing");
       return value;
     };
     if (get("format").toInt() != kStateFormat)
@@ -312,10 +313,22 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
 }
 
 std::string incompatible_option(const std::string& saved, const std::string& current) {
-  static const std::set<std::string> operational = {
-      "out", "data", "threads", "log-every", "loader-threads", "bucket-cap-mb", "overlap",
-      "collective-timeout", "checkpoint-every", "keep-last", "resume", "stop-after-steps",
-      "stop-check-every", "log-layer-bounds", "config", "help"};
+  static const std::set<std::string> operational = {"out",
+                                                    "data",
+                                                    "threads",
+                                                    "log-every",
+                                                    "loader-threads",
+                                                    "bucket-cap-mb",
+                                                    "overlap",
+                                                    "collective-timeout",
+                                                    "checkpoint-every",
+                                                    "keep-last",
+                                                    "resume",
+                                                    "stop-after-steps",
+                                                    "stop-check-every",
+                                                    "log-layer-bounds",
+                                                    "config",
+                                                    "help"};
   auto parse = [](const std::string& text) {
     std::map<std::string, std::string> values;
     std::istringstream in(text);
@@ -348,13 +361,13 @@ std::string describe_options(const TrainOptions& o) {
   out.precision(10);
   out << "model = " << o.model << "\n";
   for (const auto& [k, v] : o.model_options) out << "model-option = " << k << "=" << v << "\n";
-  out << "normalize = " << o.normalize_input << "\nrandom-crop-padding = "
-      << o.random_crop_padding << "\nhflip = " << o.horizontal_flip << "\npad-to = " << o.pad_to
-      << "\nepochs = " << o.epochs << "\nbatch-size = " << o.batch_size
-      << "\nmax-steps = " << o.max_steps << "\noptimizer = " << o.optimizer << "\nlr = " << o.lr
-      << "\nmomentum = " << o.momentum << "\nweight-decay = " << o.weight_decay
-      << "\nschedule = " << o.schedule << "\nwarmup-epochs = " << o.warmup_epochs
-      << "\nlr-gamma = " << o.lr_gamma << "\nloss = " << o.loss << "\nlmt-c = " << o.lmt_c
+  out << "normalize = " << o.normalize_input << "\nrandom-crop-padding = " << o.random_crop_padding
+      << "\nhflip = " << o.horizontal_flip << "\npad-to = " << o.pad_to << "\nepochs = " << o.epochs
+      << "\nbatch-size = " << o.batch_size << "\nmax-steps = " << o.max_steps
+      << "\noptimizer = " << o.optimizer << "\nlr = " << o.lr << "\nmomentum = " << o.momentum
+      << "\nweight-decay = " << o.weight_decay << "\nschedule = " << o.schedule
+      << "\nwarmup-epochs = " << o.warmup_epochs << "\nlr-gamma = " << o.lr_gamma
+      << "\nloss = " << o.loss << "\nlmt-c = " << o.lmt_c
       << "\nlmt-c-warmup = " << o.lmt_c_warmup_epochs << "\nlmt-head = " << o.lmt_head
       << "\nlmt-clip = " << o.lmt_clip << "\npi-sync = " << o.pi_sync << "\nseed = " << o.seed
       << "\nlr-steps =";

@@ -22,19 +22,29 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is li
 
 const char* safetensors_dtype(at::ScalarType type, const std::string& name) {
   switch (type) {
-    case at::kFloat: return "F32";
-    case at::kDouble: return "F64";
-    case at::kHalf: return "F16";
-    case at::kBFloat16: return "BF16";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kShort: return "I16";
-    case at::kChar: return "I8";
-    case at::kByte: return "U8";
-    case at::kBool: return "BOOL";
+    case at::kFloat:
+      return "F32";
+    case at::kDouble:
+      return "F64";
+    case at::kHalf:
+      return "F16";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kShort:
+      return "I16";
+    case at::kChar:
+      return "I8";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
     default:
-      throw TrainError("export: tensor '" + name + "' has dtype " + std::string(c10::toString(type)) +
-                       ", which safetensors cannot hold");
+      throw TrainError("export: tensor '" + name + "' has dtype " +
+                       std::string(c10::toString(type)) + ", which safetensors cannot hold");
   }
 }
 
@@ -144,8 +154,9 @@ void write_safetensors(const std::string& path, models::Model& model,
     const int64_t bytes = int64_t(t.numel() * t.element_size());
     std::string shape = "[";
     for (int64_t d = 0; d < t.dim(); ++d) shape += (d ? "," : "") + std::to_string(t.size(d));
-    header += "," + json_escape(name) + ":{\"dtype\":\"" + safetensors_dtype(t.scalar_type(), name) +
-              "\",\"shape\":" + shape + "],\"data_offsets\":[" + std::to_string(offset) + "," +
+    header += "," + json_escape(name) + ":{\"dtype\":\"" +
+              safetensors_dtype(t.scalar_type(), name) + "\",\"shape\":" + shape +
+              "],\"data_offsets\":[" + std::to_string(offset) + "," +
               std::to_string(offset + bytes) + "]}";
     offset += bytes;
     data.push_back(t);
@@ -157,7 +168,8 @@ void write_safetensors(const std::string& path, models::Model& model,
   std::memcpy(prefix, &length, 8);
   std::vector<std::string_view> parts{std::string_view(prefix, 8), header};
   for (const auto& t : data)
-    parts.emplace_back(static_cast<const char*>(t.data_ptr()), size_t(t.numel() * t.element_size()));
+    parts.emplace_back(static_cast<const char*>(t.data_ptr()),
+                       size_t(t.numel() * t.element_size()));
   write_file_atomic(path, parts);
 }
 

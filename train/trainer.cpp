@@ -139,7 +139,8 @@ std::string Trainer::State::checkpoint(const TrainingPosition& position,
   state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
   state.config = run_config();
   std::string dir;
-  if (is_root()) dir = write_checkpoint(options.out_dir, *model, *optimizer, state, options.keep_last);
+  if (is_root())
+    dir = write_checkpoint(options.out_dir, *model, *optimizer, state, options.keep_last);
   comm->barrier();
   return dir;
 }
@@ -150,8 +151,8 @@ bool Trainer::State::stop_agreed() {
   if (options.stop_after_steps > 0 && global_step == options.stop_after_steps) return true;
   if (comm->size() == 1) return stop_signal_received();
   if (global_step % std::max<int64_t>(1, options.stop_check_every) != 0) return false;
-  auto flag = dist::all_reduce_doubles(*comm, {stop_signal_received() ? 1.0 : 0.0},
-                                       dist::ReduceOp::kMax);
+  auto flag =
+      dist::all_reduce_doubles(*comm, {stop_signal_received() ? 1.0 : 0.0}, dist::ReduceOp::kMax);
   return flag[0] > 0;
 }
 

@@ -18,13 +18,15 @@ expect_code 0 $? "uninterrupted run (see $TMP/straight.log)"
 
 export LMT_TEST_CHECKPOINT_PAUSE_MS=150
 cycle=0
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null' EXIT  # no trainer outlives a failure
 crash() {  # crash CONDITION: start (or resume) the run, SIGKILL it once CONDITION holds
   cycle=$((cycle + 1))
   local expected; expected="$(newest)"
   "$LMT_BIN" train "${ARGS[@]}" --out "$RUN" --resume auto > "$TMP/cycle$cycle.log" 2>&1 &
-  local pid=$!
+  pid=$!
   wait_for "$1" || fail "cycle $cycle: condition '$1' never held"
-  kill -9 $pid; wait $pid 2>/dev/null
+  kill -9 $pid; wait $pid 2>/dev/null; pid=
   if [ -n "$expected" ]; then
     grep -q "resuming from $expected " "$TMP/cycle$cycle.log" \
       || fail "cycle $cycle: did not resume from the newest complete checkpoint $expected"

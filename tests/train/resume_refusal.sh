@@ -3,7 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 RUN="$TMP/run"
 ARGS=(--data "$FM" --model lmt-mnist --batch-size 500 --epochs 1 --max-steps 6 --threads 1
-      --log-every 1000 --out "$RUN")
+      --out "$RUN")
 mpi 2 train "${ARGS[@]}" --stop-after-steps 2 > "$TMP/first.log" 2>&1
 expect_code 3 $? "first run (see $TMP/first.log)"
 refused() {  # refused PATTERN NP extra-args...: the resume fails and the message matches
@@ -17,7 +17,7 @@ refused "different run: --lr: checkpoint has 0.001, this run has 0.002" 2 --resu
 refused "different run: --seed: checkpoint has 0, this run has 1" 2 --resume auto --seed 1
 refused "different run: --model-option: checkpoint has (unset), this run has hidden=50" 2 \
   --resume auto --model-option hidden=50
-refused "written by 2 rank(s), this job has 1" 1 --resume auto --batch-size 500
+refused "written by 2 rank(s), this job has 1" 1 --resume auto
 refused "$TMP/nowhere: checkpoint directory not found" 2 --resume "$TMP/nowhere"
 # Operational options may change: threads, log interval, checkpoint interval.
 mpi 2 train "${ARGS[@]}" --resume auto --log-every 7 --checkpoint-every 5 > "$TMP/ok.log" 2>&1

@@ -8,6 +8,7 @@ mpi 2 train "${TRAIN_ARGS[@]}" --out "$TMP/straight" > "$TMP/straight.log" 2>&1
 expect_code 0 $? "uninterrupted run (see $TMP/straight.log)"
 
 RUN="$TMP/run"
+trap '[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null' EXIT  # no trainer outlives a failure
 ARGS=("${TRAIN_ARGS[@]}" --out "$RUN" --checkpoint-every 3 --keep-last 2 --resume auto)
 wait_for_dir() { for _ in $(seq 6000); do [ -d "$1" ] && return 0; sleep 0.02; done; return 1; }
 
@@ -15,7 +16,7 @@ wait_for_dir() { for _ in $(seq 6000); do [ -d "$1" ] && return 0; sleep 0.02; d
 pid=$!
 wait_for_dir "$RUN/checkpoints/step-000003" || fail "no first checkpoint"
 kill -USR1 $pid
-wait $pid; code=$?
+wait $pid; code=$?; pid=
 expect_code 3 $code "after SIGUSR1 (see $TMP/usr1.log)"
 grep -q "stopped on request after step" "$TMP/usr1.log" || fail "no stop message"
 stopped=$(ls -d "$RUN"/checkpoints/step-* | sort | tail -1)
@@ -25,12 +26,12 @@ echo "SIGUSR1: stopped at $stopped"
 
 "${MPIRUN[@]}" -np 2 "$LMT_BIN" train "${ARGS[@]}" > "$TMP/term.log" 2>&1 &
 pid=$!
-after=$((10#${stopped##*step-} + 3)); after=$(printf "%06d" $after)
+after=$(( (10#${stopped##*step-} / 3 + 1) * 3 )); after=$(printf "%06d" $after)  # next periodic one
 wait_for_dir "$RUN/checkpoints/step-$after" || fail "no checkpoint after resuming"
 rank1=$(pgrep -P $pid -f "lmt train" | sort -n | tail -1)
 [ -n "$rank1" ] || fail "no rank process found"
 kill -TERM $rank1
-wait $pid; code=$?
+wait $pid; code=$?; pid=
 expect_code 3 $code "after SIGTERM to one rank (see $TMP/term.log)"
 echo "SIGTERM: stopped at $(ls -d "$RUN"/checkpoints/step-* | sort | tail -1)"
 

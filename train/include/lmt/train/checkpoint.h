@@ -52,8 +52,8 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 // temporary directories. Call on one rank only. Returns the directory. Throws TrainError.
 // Test hook: LMT_TEST_CHECKPOINT_PAUSE_MS=N sleeps N ms after each file (crash-window tests).
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
-                             const torch::optim::Optimizer& optimizer,
-                             const CheckpointState& state, int64_t keep_last);
+                             const torch::optim::Optimizer& optimizer, const CheckpointState& state,
+                             int64_t keep_last);
 
 // Throws TrainError naming the file when the checkpoint is incomplete (no MANIFEST), a file is
 // missing, truncated (size differs) or corrupted (checksum differs).
