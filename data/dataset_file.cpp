@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "hdf5_handle.h"
+#include "sharded_read.h"
 
 namespace lmt::data {
 namespace detail {
@@ -152,6 +153,26 @@ DatasetInfo read_info(hid_t file, const std::string& path) {
                      " entries, expected channels = " + std::to_string(info.channels));
   }
 
+  if (H5Aexists(file, "layout") > 0) {  // sharded index (sharded.h)
+    const auto layout = read_string_attribute(file, path, "layout");
+    if (layout.size() != 1 || layout[0] != "shards")
+      fail(path, "attribute 'layout' must be \"shards\"");
+    const auto storage = read_string_attribute(file, path, "storage");
+    if (storage.size() != 1 || (storage[0] != "uint8" && storage[0] != "jpeg"))
+      fail(path, "attribute 'storage' must be \"uint8\" or \"jpeg\"");
+    info.storage = storage[0];
+    info.shard_files = read_string_attribute(file, path, "shard_files");
+    info.skipped_images = read_int_attribute(file, path, "skipped_images");
+    H5Handle labels = open_dataset(file, path, "labels");
+    require_integer_type(labels.get(), path, "labels", 4);
+    const std::vector<hsize_t> label_dims = dataset_dims(labels.get(), path, "labels");
+    if (label_dims.size() != 1) fail(path, "dataset 'labels' must be one-dimensional");
+    info.size = static_cast<int64_t>(label_dims[0]);
+    return info;
+  }
+  if (H5Aexists(file, "skipped_images") > 0)
+    info.skipped_images = read_int_attribute(file, path, "skipped_images");
+
   H5Handle images = open_dataset(file, path, "images");
   require_integer_type(images.get(), path, "images", 1);
   const std::vector<hsize_t> dims = dataset_dims(images.get(), path, "images");
@@ -229,6 +250,7 @@ struct DatasetReader::Impl {
   std::string path;
   DatasetInfo info;
   H5Handle file, images;
+  std::unique_ptr<detail::ShardSet> shards;  // sharded layout
 };
 
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
@@ -236,11 +258,16 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
   impl_->path = path;
   impl_->file = open_file(path);
   impl_->info = read_info(impl_->file.get(), path);
-  impl_->images = open_dataset(impl_->file.get(), path, "images");
+  if (!impl_->info.shard_files.empty() || impl_->info.storage != "uint8" ||
+      H5Aexists(impl_->file.get(), "layout") > 0)
+    impl_->shards = std::make_unique<detail::ShardSet>(path, impl_->file.get(), impl_->info);
+  else
+    impl_->images = open_dataset(impl_->file.get(), path, "images");
 }
 
 DatasetReader::~DatasetReader() {
   detail::Hdf5Lock lock;
+  impl_->shards.reset();
   impl_->images.reset();
   impl_->file.reset();
 }
@@ -250,7 +277,16 @@ const std::string& DatasetReader::path() const { return impl_->path; }
 
 void DatasetReader::read_images(int64_t start, int64_t count, uint8_t* out) const {
   detail::Hdf5Lock lock;
-  read_image_range(impl_->images.get(), impl_->info, impl_->path, start, count, out);
+  if (impl_->shards)
+    impl_->shards->read_images(start, count, out);
+  else
+    read_image_range(impl_->images.get(), impl_->info, impl_->path, start, count, out);
+}
+
+std::vector<uint8_t> DatasetReader::read_encoded(int64_t index) const {
+  detail::Hdf5Lock lock;
+  if (!impl_->shards) fail(impl_->path, "holds decoded images, not JPEG bytes (storage uint8)");
+  return impl_->shards->read_encoded(index);
 }
 
 std::vector<int32_t> DatasetReader::read_labels() const {

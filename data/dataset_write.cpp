@@ -10,6 +10,7 @@
 
 #include <lmt/data/dataset_file.h>
 
+#include "hdf5_attributes.h"
 #include "hdf5_handle.h"
 #include "staged_write.h"
 
@@ -18,7 +19,12 @@ namespace {
 using detail::checked;
 using detail::fail;
 using detail::H5Handle;
+using detail::write_float_attribute;
+using detail::write_int_attribute;
+using detail::write_string_attribute;
+}  // namespace
 
+namespace detail {
 void write_int_attribute(hid_t file, const std::string& path, const char* name, int64_t value) {
   const std::string what = std::string("attribute '") + name + "'";
   H5Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, path, what + " dataspace");
@@ -55,6 +61,9 @@ void write_string_attribute(hid_t file, const std::string& path, const char* nam
   for (const std::string& s : values) pointers.push_back(s.c_str());
   checked(H5Awrite(attr.get(), type.get(), pointers.data()), path, "cannot write " + what);
 }
+}  // namespace detail
+
+namespace {
 
 void write_hdf5(const std::string& temp, const std::string& path, const DatasetInfo& info,
                 const uint8_t* images, const int32_t* labels) {
@@ -93,6 +102,7 @@ void write_hdf5(const std::string& temp, const std::string& path, const DatasetI
   write_string_attribute(file.get(), path, "class_names", info.class_names, false);
   write_float_attribute(file.get(), path, "mean", info.mean);
   write_float_attribute(file.get(), path, "std", info.std);
+  write_int_attribute(file.get(), path, "skipped_images", info.skipped_images);
   if (!file.reset()) fail(path, "cannot close temporary file " + temp);
 }
 

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include <lmt/data/augment.h>
+#include <lmt/data/image_resize.h>
+#include <lmt/data/jpeg.h>
 
 namespace lmt::data {
 
@@ -22,6 +24,7 @@ struct Loader::Impl {
   std::vector<uint8_t> images;            // all images when in memory
   std::unique_ptr<DatasetReader> reader;  // otherwise read per sample
   std::vector<int32_t> labels;
+  bool jpeg = false;  // storage "jpeg": decode + crop + resize per sample
 
   // Epoch state; the fields below `mutex` are guarded by it.
   int64_t epoch = -1;
@@ -59,6 +62,12 @@ struct Loader::Impl {
     for (int64_t i = 0; i < b; ++i) {
       const int64_t position = r.begin + i;
       const int64_t index = permutation[position];
+      if (jpeg) {
+        render_jpeg(position, index, out + i * out_floats);
+        out_labels[i] = labels[index];
+        out_indices[i] = index;
+        continue;
+      }
       const uint8_t* image = images.data() + index * in_bytes;
       if (reader) {
         reader->read_images(index, 1, buffer.data());
@@ -72,6 +81,24 @@ struct Loader::Impl {
       out_indices[i] = index;
     }
     return batch;
+  }
+
+  // Decodes sample `index` and writes its float CHW input: a pure function of (seed, epoch,
+  // position), like the uint8 path.
+  void render_jpeg(int64_t position, int64_t index, float* out) const {
+    const std::vector<uint8_t> bytes = reader->read_encoded(index);
+    const Image image =
+        decode_jpeg(bytes.data(), bytes.size(), path + " sample " + std::to_string(index));
+    const bool training = options.drop_last();
+    const CropBox box =
+        training ? random_resized_crop_box(mix_key(options.seed() ^ 0x7272632d626f78ULL,
+                                                   uint64_t(epoch), uint64_t(position)),
+                                           image.height, image.width)
+                 : centre_crop_box(image.height, image.width, 0.875);
+    const bool flip = training && sample_augment(options.seed(), epoch, position, 0,
+                                                 options.horizontal_flip())
+                                      .flip;
+    resize_box_chw(image, box, geometry.out_height, geometry.out_width, flip, out);
   }
 
   void work() {
@@ -138,6 +165,18 @@ Loader::Loader(std::string path, LoaderOptions options) : impl_(std::make_unique
                              std::to_string(options.batch_size()) + ") with drop_last");
   m.geometry = {m.info.height, m.info.width, m.info.channels,
                 m.info.height, m.info.width, options.random_crop_padding()};
+  m.jpeg = m.info.storage == "jpeg";
+  if (m.jpeg) {
+    int64_t size = options.image_size() > 0 ? options.image_size() : options.pad_height();
+    if (size <= 0) size = m.info.height;
+    if (options.image_size() < 0) option_error(m.path, "image size must not be negative");
+    if (m.info.channels != 3) option_error(m.path, "JPEG storage must have 3 channels");
+    m.info.height = m.info.width = size;
+    m.geometry = {size, size, 3, size, size, 0};
+    m.labels = reader->read_labels();
+    m.reader = std::move(reader);
+    return;
+  }
   if (options.pad_height() != 0 || options.pad_width() != 0) {
     if (options.pad_height() < m.info.height || options.pad_width() < m.info.width)
       option_error(m.path, "pad_to " + std::to_string(options.pad_height()) + "x" +

@@ -3,6 +3,7 @@
 // only when both are complete); mean/std are computed on train and stored in both files.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -28,5 +29,33 @@ void convert_cifar10(const std::string& src_dir, const std::string& out_dir,
 // src_dir/cifar-100-binary. Records: coarse label byte (ignored), fine label byte, 3072 bytes.
 void convert_cifar100(const std::string& src_dir, const std::string& out_dir,
                       const ConvertProgress& progress = {});
+
+// Options of the JPEG-tree converters (Tiny-ImageNet, ImageNet).
+struct ImageConvertOptions {
+  int64_t size = 0;       // uint8 storage: short side resized to size, centre crop size x size
+  bool jpeg = false;      // ImageNet: keep the original JPEG bytes (size: default input, 224)
+  int64_t shard_bytes = int64_t{1} << 30;  // ImageNet: payload bound per shard file
+  int threads = 1;        // decoding/resizing threads
+  bool skip_bad_images = false;  // false: the first bad image fails the conversion
+};
+
+// Standard Tiny-ImageNet layout: wnids.txt, words.txt (optional; class names), train/<wnid>/
+// images/*.JPEG, val/images/*.JPEG with val/val_annotations.txt (file, wnid per line). Writes
+// single-file train.h5 and test.h5 (val) of uint8 images (options.size, default 64). Classes are
+// the wnids sorted. Grayscale/CMYK images become RGB; corrupt ones fail (naming the path) or are
+// skipped and counted in attribute 'skipped_images'. A wnid without train/<wnid> fails.
+void convert_tiny_imagenet(const std::string& src_dir, const std::string& out_dir,
+                           const ImageConvertOptions& options,
+                           const ConvertProgress& progress = {});
+
+// ImageNet layout: train/<wnid>/*.JPEG (classes = sorted wnids), val/ either in class folders
+// val/<wnid>/*.JPEG or flat val/*.JPEG with a labels file (val/val_annotations.txt or
+// val/labels.txt: "file wnid" per line, or LOC_val_solution.csv in src_dir). Class names from
+// LOC_synset_mapping.txt or words.txt in src_dir when present (else the wnid). Writes the sharded
+// layout (sharded.h): train.h5 / test.h5 index files and train-00000.h5 ... shards, storing
+// either uint8 images (options.size) or the original JPEG bytes (options.jpeg; each is decoded
+// once to check it and for mean/std).
+void convert_imagenet(const std::string& src_dir, const std::string& out_dir,
+                      const ImageConvertOptions& options, const ConvertProgress& progress = {});
 
 }  // namespace lmt::data

@@ -21,6 +21,13 @@ struct DatasetInfo {
   std::vector<std::string> class_names;  // num_classes entries
   std::vector<float> mean, std;          // per channel, pixel scale [0,1]
 
+  // Sharded layout (sharded.h): `path` is an index file naming shard files beside it.
+  // storage "uint8": fixed-size images as above; "jpeg": original JPEG bytes, and height/width
+  // are the default model input size (the loader decodes, crops and resizes).
+  std::string storage = "uint8";
+  std::vector<std::string> shard_files;  // empty for a single-file dataset
+  int64_t skipped_images = 0;            // bad source images a converter skipped
+
   int64_t image_bytes() const { return height * width * channels; }
 };
 
@@ -62,6 +69,8 @@ class DatasetReader {
   // Copies images [start, start + count) into out (count * image_bytes() bytes).
   void read_images(int64_t start, int64_t count, uint8_t* out) const;
   std::vector<int32_t> read_labels() const;
+  // The stored JPEG bytes of sample `index` (storage "jpeg" only).
+  std::vector<uint8_t> read_encoded(int64_t index) const;
 
  private:
   struct Impl;

@@ -29,6 +29,11 @@ struct LoaderOptions {
   // Datasets whose images take at most this many bytes are read into memory once; larger ones
   // are read image by image from the file.
   TORCH_ARG(int64_t, in_memory_limit_bytes) = int64_t{2} << 30;
+  // JPEG storage (sharded.h): the square model input size; 0 = pad_to's height if set, else
+  // the dataset's default (its height attribute). Training (drop_last) takes torchvision's
+  // random-resized-crop (scale 0.08..1, ratio 3/4..4/3) and, with horizontal_flip, a flip;
+  // evaluation resizes the short side to size/0.875 and centre-crops (the 256 -> 224 rule).
+  TORCH_ARG(int64_t, image_size) = 0;
 
  public:
   // Centred zero padding of every image to the model's input size (0, 0 = stored size).

@@ -1,0 +1,148 @@
+// lmt::data: separable antialiased bilinear resampling (horizontal pass, then vertical) and the
+// crop-box rules (centre crop, random-resized-crop) used by the converters and the JPEG loader.
+#include <algorithm>
+#include <cmath>
+
+#include <lmt/data/image_resize.h>
+#include <lmt/data/sampler.h>
+
+namespace lmt::data {
+namespace {
+
+// For each output coordinate: the first source index and the normalised weights.
+struct Taps {
+  std::vector<int64_t> first;
+  std::vector<int64_t> count;
+  std::vector<float> weights;  // out_size * max_taps
+  int64_t max_taps = 0;
+};
+
+Taps compute_taps(int64_t in_size, double start, double extent, int64_t out_size) {
+  const double scale = extent / double(out_size);
+  const double support = scale >= 1.0 ? scale : 1.0;  // triangle of half-width 1, widened
+  const double inv = scale >= 1.0 ? 1.0 / scale : 1.0;
+  Taps t;
+  t.max_taps = int64_t(std::ceil(support)) * 2 + 1;
+  t.first.resize(out_size);
+  t.count.resize(out_size);
+  t.weights.assign(size_t(out_size * t.max_taps), 0.f);
+  for (int64_t i = 0; i < out_size; ++i) {
+    const double center = start + (double(i) + 0.5) * scale;
+    int64_t lo = std::max<int64_t>(int64_t(center - support + 0.5), 0);
+    int64_t hi = std::min<int64_t>(int64_t(center + support + 0.5), in_size);
+    if (hi <= lo) {  // box entirely outside (cannot happen for valid boxes); nearest pixel
+      lo = std::clamp<int64_t>(int64_t(center), 0, in_size - 1);
+      hi = lo + 1;
+    }
+    double total = 0;
+    std::vector<double> w(size_t(hi - lo));
+    for (int64_t j = lo; j < hi; ++j) {
+      const double x = (double(j) - center + 0.5) * inv;
+      w[j - lo] = std::max(0.0, 1.0 - std::abs(x));
+      total += w[j - lo];
+    }
+    if (total <= 0) {
+      w.assign(w.size(), 0.0);
+      w[0] = 1.0;
+      total = 1.0;
+    }
+    t.first[i] = lo;
+    t.count[i] = hi - lo;
+    for (int64_t j = 0; j < hi - lo && j < t.max_taps; ++j)
+      t.weights[i * t.max_taps + j] = float(w[j] / total);
+  }
+  return t;
+}
+
+// Resamples to float HWC in [0, 255]: horizontal pass over the rows the vertical pass needs.
+std::vector<float> resample(const Image& im, const CropBox& box, int64_t oh, int64_t ow) {
+  if (im.height < 1 || im.width < 1 || oh < 1 || ow < 1 || box.height <= 0 || box.width <= 0)
+    throw DataError("resize: empty image, box or output size");
+  const int64_t c = im.channels;
+  const Taps tx = compute_taps(im.width, box.x, box.width, ow);
+  const Taps ty = compute_taps(im.height, box.y, box.height, oh);
+  const int64_t row_lo = ty.first.front();
+  const int64_t row_hi = ty.first.back() + ty.count.back();
+  std::vector<float> horizontal(size_t((row_hi - row_lo) * ow * c));
+  for (int64_t y = row_lo; y < row_hi; ++y) {
+    const uint8_t* src = im.pixels.data() + y * im.width * c;
+    float* dst = horizontal.data() + (y - row_lo) * ow * c;
+    for (int64_t x = 0; x < ow; ++x) {
+      const float* w = &tx.weights[x * tx.max_taps];
+      const uint8_t* s = src + tx.first[x] * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        float acc = 0.f;
+        for (int64_t k = 0; k < tx.count[x]; ++k) acc += w[k] * s[k * c + ch];
+        dst[x * c + ch] = acc;
+      }
+    }
+  }
+  std::vector<float> out(size_t(oh * ow * c));
+  for (int64_t y = 0; y < oh; ++y) {
+    const float* w = &ty.weights[y * ty.max_taps];
+    float* dst = out.data() + y * ow * c;
+    for (int64_t k = 0; k < ty.count[y]; ++k) {
+      const float* s = horizontal.data() + (ty.first[y] + k - row_lo) * ow * c;
+      const float wk = w[k];
+      for (int64_t i = 0; i < ow * c; ++i) dst[i] += wk * s[i];
+    }
+  }
+  return out;
+}
+
+double uniform01(uint64_t& state) { return double(splitmix64_next(state) >> 11) * 0x1.0p-53; }
+}  // namespace
+
+std::vector<uint8_t> resize_box(const Image& image, const CropBox& box, int64_t oh, int64_t ow) {
+  const std::vector<float> f = resample(image, box, oh, ow);
+  std::vector<uint8_t> out(f.size());
+  for (size_t i = 0; i < f.size(); ++i)
+    out[i] = static_cast<uint8_t>(std::clamp(std::lround(f[i]), 0L, 255L));
+  return out;
+}
+
+void resize_box_chw(const Image& image, const CropBox& box, int64_t oh, int64_t ow, bool flip,
+                    float* out) {
+  const std::vector<float> f = resample(image, box, oh, ow);
+  const int64_t c = image.channels, plane = oh * ow;
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const float* p = &f[(y * ow + (flip ? ow - 1 - x : x)) * c];
+      for (int64_t ch = 0; ch < c; ++ch)
+        out[ch * plane + y * ow + x] = std::clamp(p[ch], 0.f, 255.f) / 255.0f;
+    }
+}
+
+CropBox centre_crop_box(int64_t height, int64_t width, double crop_fraction) {
+  const double side = crop_fraction * double(std::min(height, width));
+  return {(double(height) - side) / 2, (double(width) - side) / 2, side, side};
+}
+
+CropBox random_resized_crop_box(uint64_t key, int64_t height, int64_t width, double scale_lo,
+                                double scale_hi, double ratio_lo, double ratio_hi) {
+  uint64_t state = key;
+  const double area = double(height) * double(width);
+  const double log_lo = std::log(ratio_lo), log_hi = std::log(ratio_hi);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * (scale_lo + (scale_hi - scale_lo) * uniform01(state));
+    const double ratio = std::exp(log_lo + (log_hi - log_lo) * uniform01(state));
+    const auto w = int64_t(std::lround(std::sqrt(target * ratio)));
+    const auto h = int64_t(std::lround(std::sqrt(target / ratio)));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      const auto y = int64_t(uniform_below(state, uint64_t(height - h + 1)));
+      const auto x = int64_t(uniform_below(state, uint64_t(width - w + 1)));
+      return {double(y), double(x), double(h), double(w)};
+    }
+  }
+  // Fallback (torchvision): centre crop of the whole image at the clamped aspect ratio.
+  const double in_ratio = double(width) / double(height);
+  double w = double(width), h = double(height);
+  if (in_ratio < ratio_lo) {
+    h = std::round(w / ratio_lo);
+  } else if (in_ratio > ratio_hi) {
+    w = std::round(h * ratio_hi);
+  }
+  return {std::floor((double(height) - h) / 2), std::floor((double(width) - w) / 2), h, w};
+}
+
+}  // namespace lmt::data
