@@ -31,8 +31,8 @@ struct Row {
 };
 
 int bounds(const std::vector<std::string>& only) {
-  const std::vector<Row> rows = {{"lmt-mnist", 28}, {"resnet18", 28},      {"resnet50", 28},
-                                 {"wrn16-4", 28},   {"wrn28-10", 28},      {"lipshift", 32},
+  const std::vector<Row> rows = {{"lmt-mnist", 28},      {"resnet18", 28}, {"resnet50", 28},
+                                 {"wrn16-4", 28},        {"wrn28-10", 28}, {"lipshift", 32},
                                  {"lipshift-cifar", 32}, {"vit-tiny", 28}, {"vit-small", 28}};
   std::printf("%-15s %5s %12s %12s %12s %9s %12s\n", "model", "input", "parameters", "L_sound",
               "L_estimate", "sound/est", "step_ms(b32)");
@@ -79,9 +79,8 @@ int bounds(const std::vector<std::string>& only) {
                   (long long)row.size, (long long)lm::parameter_count(*model), sound, estimate,
                   sound / estimate, step);
     else
-      std::printf("%-15s %5lld %12lld %12s %12s %9s %12s\n", row.name.c_str(),
-                  (long long)row.size, (long long)lm::parameter_count(*model), "none", "none", "-",
-                  step);
+      std::printf("%-15s %5lld %12lld %12s %12s %9s %12s\n", row.name.c_str(), (long long)row.size,
+                  (long long)lm::parameter_count(*model), "none", "none", "-", step);
     std::fflush(stdout);
   }
   return 0;
@@ -92,7 +91,8 @@ int certify(const std::string& model_file, const std::string& test_file, int64_t
   lm::Model& model = *loaded.model;
   model.eval();
   lmt::data::Loader loader(
-      test_file, lmt::data::LoaderOptions().batch_size(500).shuffle(false).drop_last(false).pad_to(pad, pad));
+      test_file,
+      lmt::data::LoaderOptions().batch_size(500).shuffle(false).drop_last(false).pad_to(pad, pad));
   const auto t0 = Clock::now();
   at::NoGradGuard no_grad;
   const bool bounded = model.has_bound();
@@ -110,7 +110,8 @@ int certify(const std::string& model_file, const std::string& test_file, int64_t
     correct.push_back(logits.argmax(1).eq(batch->labels));
     if (!bounded) continue;
     at::Tensor r = lip::certified_radius(logits, batch->labels, sound);
-    if (head.defined()) r = at::maximum(r, lip::certified_radius_pairwise(logits, batch->labels, head));
+    if (head.defined())
+      r = at::maximum(r, lip::certified_radius_pairwise(logits, batch->labels, head));
     radii.push_back(r);
   }
   correct_all = at::cat(correct);

@@ -39,7 +39,8 @@ class ShiftBlock : public torch::nn::Module {
       : drop_path_(drop_path) {
     shift_ = register_module("shift", lipschitz::Shift(n_div));
     norm_ = register_module("norm", lipschitz::CenterNorm(dim));
-    conv_ = register_module("conv", orthogonal_conv(BoundedConv2dOptions(dim, dim, 3, h, w).padding(1)));
+    conv_ = register_module("conv",
+                            orthogonal_conv(BoundedConv2dOptions(dim, dim, 3, h, w).padding(1)));
     conv_scale_ = register_parameter("conv_scale", at::full({dim}, alpha));
     act_ = register_module("act", lipschitz::MinMax());
     scale_ = register_parameter("scale", at::full({dim}, alpha));
@@ -118,7 +119,8 @@ class LipShift : public Model {
       total += d;
     }
     if (width < 2 || width % 2 != 0)
-      throw ModelError(c.name + ": model option 'width' must be even (MinMax pairs channels), got " +
+      throw ModelError(c.name +
+                       ": model option 'width' must be even (MinMax pairs channels), got " +
                        std::to_string(width));
     if (patch < 1 || c.height / patch < 1 || c.width / patch < 1)
       throw ModelError(c.name + ": model option 'patch' (" + std::to_string(patch) +
@@ -130,8 +132,9 @@ class LipShift : public Model {
     normalize_ = make_input_normalization(*this, c);
     auto embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
     embed_ = embed->register_module(
-        "proj", orthogonal_conv(BoundedConv2dOptions(c.channels, width, patch, c.height, c.width)
-                                    .stride(patch)));
+        "proj",
+        orthogonal_conv(
+            BoundedConv2dOptions(c.channels, width, patch, c.height, c.width).stride(patch)));
     embed_norm_ = embed->register_module("norm", lipschitz::CenterNorm(width));
     int64_t h = embed_->output_height(), w = embed_->output_width(), dim = width, index = 0;
     auto layers = register_module("layers", torch::nn::ModuleList());
@@ -149,7 +152,8 @@ class LipShift : public Model {
           throw ModelError(c.name + ": the input is too small for " +
                            std::to_string(depths.size()) + " stages with patch " +
                            std::to_string(patch) + " (use --pad-to or fewer 'depths')");
-        merges_.push_back(layer->register_module("downsample", std::make_shared<PatchMerging>(dim, h, w)));
+        merges_.push_back(
+            layer->register_module("downsample", std::make_shared<PatchMerging>(dim, h, w)));
         h = merges_.back()->out_h();
         w = merges_.back()->out_w();
         dim *= 2;

@@ -12,16 +12,18 @@ lipschitz::InputNormalization make_input_normalization(torch::nn::Module& owner,
                                                        const ModelConfig& c) {
   if (c.mean.empty()) return lipschitz::InputNormalization(nullptr);
   return owner.register_module(
-      "normalize",
-      lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
-                                    std::vector<double>(c.std.begin(), c.std.end())));
+      "normalize", lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
+                                                 std::vector<double>(c.std.begin(), c.std.end())));
 }
 
 at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode) {
   switch (mode) {
-    case BoundMode::kTrain: return v.abs().max();
-    case BoundMode::kEstimate: return v.detach().abs().max();
-    case BoundMode::kSound: return v.detach().to(at::kDouble).abs().max();
+    case BoundMode::kTrain:
+      return v.abs().max();
+    case BoundMode::kEstimate:
+      return v.detach().abs().max();
+    case BoundMode::kSound:
+      return v.detach().to(at::kDouble).abs().max();
   }
   throw lipschitz::BoundError("max_abs_bound: unknown BoundMode");
 }

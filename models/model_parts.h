@@ -3,9 +3,9 @@
 #pragma once
 
 #include <ATen/ATen.h>
-#include <torch/nn/module.h>
 #include <lmt/lipschitz/modules.h>
 #include <lmt/models/model.h>
+#include <torch/nn/module.h>
 
 namespace lmt::models {
 

@@ -37,7 +37,8 @@ class Attention : public torch::nn::Module {
   }
   at::Tensor forward(const at::Tensor& x) {
     const int64_t b = x.size(0), n = x.size(1), d = x.size(2);
-    at::Tensor qkv = qkv_->forward(x).reshape({b, n, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4});
+    at::Tensor qkv =
+        qkv_->forward(x).reshape({b, n, 3, heads_, d / heads_}).permute({2, 0, 3, 1, 4});
     at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
     at::Tensor attn = (at::matmul(q, k.transpose(-2, -1)) * scale_).softmax(-1);
     return proj_->forward(at::matmul(attn, v).transpose(1, 2).reshape({b, n, d}));
@@ -71,8 +72,7 @@ class Block : public torch::nn::Module {
 
 class VisionTransformer : public Model {
  public:
-  VisionTransformer(const ModelConfig& c, int64_t default_width, int64_t default_heads)
-      : Model(c) {
+  VisionTransformer(const ModelConfig& c, int64_t default_width, int64_t default_heads) : Model(c) {
     const int64_t patch = c.option_int("patch", 16), depth = c.option_int("depth", 12);
     const int64_t width = c.option_int("width", default_width);
     const int64_t heads = c.option_int("heads", default_heads);
@@ -88,7 +88,8 @@ class VisionTransformer : public Model {
     const int64_t tokens = (c.height / patch) * (c.width / patch) + 1;
     normalize_ = make_input_normalization(*this, c);
     patch_embed_ = register_module(
-        "patch_embed", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.channels, width, patch).stride(patch)));
+        "patch_embed",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(c.channels, width, patch).stride(patch)));
     cls_token_ = register_parameter("cls_token", at::zeros({1, 1, width}));
     pos_embed_ = register_parameter("pos_embed", at::zeros({1, tokens, width}));
     {

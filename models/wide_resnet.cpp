@@ -56,8 +56,8 @@ class WideBlock : public torch::nn::Module {
   }
 
   at::Tensor bound(BoundMode mode) {
-    at::Tensor bn1_bound = bn1_folded ? lipschitz::constant_bound(1.0, mode)
-                                      : lipschitz::batch_norm_bound(bn1, mode);
+    at::Tensor bn1_bound =
+        bn1_folded ? lipschitz::constant_bound(1.0, mode) : lipschitz::batch_norm_bound(bn1, mode);
     at::Tensor branch = conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode);
     if (preactivation_shared()) return bn1_bound * (branch + shortcut_->spectral_norm(mode));
     return bn1_bound * branch + 1.0;
@@ -83,7 +83,8 @@ class WideResNet : public Model {
       throw ModelError(c.name + ": model option 'depth' must be 6n+4 with n >= 1, got " +
                        std::to_string(depth));
     if (widen < 1)
-      throw ModelError(c.name + ": model option 'widen' must be >= 1, got " + std::to_string(widen));
+      throw ModelError(c.name + ": model option 'widen' must be >= 1, got " +
+                       std::to_string(widen));
     if (!(dropout >= 0 && dropout < 1))
       throw ModelError(c.name + ": model option 'dropout' must be in [0, 1)");
     const int64_t n = (depth - 4) / 6;

@@ -26,8 +26,8 @@ lm::ModelConfig imagenet(const std::string& name, int64_t size = 224) {
 int64_t count(const lm::ModelConfig& c) { return lm::parameter_count(*lm::make_model(c)); }
 
 std::vector<std::string> all_models() {
-  return {"wrn16-4", "wrn28-10", "vit-tiny", "vit-small", "lipshift", "lipshift-cifar",
-          "resnet18", "resnet50", "lmt-mnist"};
+  return {"wrn16-4",        "wrn28-10", "vit-tiny", "vit-small", "lipshift",
+          "lipshift-cifar", "resnet18", "resnet50", "lmt-mnist"};
 }
 
 }  // namespace
@@ -91,7 +91,8 @@ TEST(ModelZoo, VitRefusesABound) {
 }
 
 TEST(ModelZoo, ModelFileRoundTripGivesIdenticalLogits) {
-  const auto dir = std::filesystem::temp_directory_path() / ("lmt_models_" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("lmt_models_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   for (const auto& name : all_models()) {
     SCOPED_TRACE(name);

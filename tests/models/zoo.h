@@ -20,13 +20,14 @@ inline ModelConfig small_config(const std::string& name, int64_t channels = 1, i
   c.width = size;
   c.mean.assign(size_t(channels), 0.3f);
   c.std.assign(size_t(channels), 0.4f);
-  if (name == "wrn16-4") c.options = {{"depth", "10"}, {"widen", "2"}};  // projection shortcut
+  if (name == "wrn16-4") c.options = {{"depth", "10"}, {"widen", "2"}};   // projection shortcut
   if (name == "wrn28-10") c.options = {{"depth", "10"}, {"widen", "1"}};  // identity shortcut
   if (name == "resnet18" || name == "resnet50") c.options = {{"width", "4"}};
   if (name == "vit-tiny" || name == "vit-small")
     c.options = {{"patch", "4"}, {"depth", "2"}, {"width", "16"}, {"heads", "2"}};
   if (name == "lipshift")
-    c.options = {{"depths", "1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}, {"alpha", "0.5"}};
+    c.options = {
+        {"depths", "1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}, {"alpha", "0.5"}};
   if (name == "lipshift-cifar")
     c.options = {{"depths", "1,1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}};
   return c;
@@ -45,8 +46,10 @@ inline void randomize_normalizations(Model& model) {
     auto ends = [&](const std::string& s) {
       return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
     };
-    if (ends("scale")) p.value().uniform_(-0.8, 0.8);
-    else if (p.value().dim() == 1 && ends("weight")) p.value().uniform_(0.5, 1.5);  // BN, CN
+    if (ends("scale"))
+      p.value().uniform_(-0.8, 0.8);
+    else if (p.value().dim() == 1 && ends("weight"))
+      p.value().uniform_(0.5, 1.5);  // BN, CN
     else if (p.value().dim() == 1 && ends("bias") && key.find("fc") == std::string::npos)
       p.value().normal_(0, 0.1);
   }
