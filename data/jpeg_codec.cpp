@@ -16,8 +16,14 @@ struct Handle {
   }
 };
 
-tjhandle decompressor() {
+Handle& decompressor_handle() {
   thread_local Handle handle(false);
+  return handle;
+}
+
+tjhandle decompressor() {
+  Handle& handle = decompressor_handle();
+  if (handle.h == nullptr) handle.h = tjInitDecompress();
   if (handle.h == nullptr) throw DataError("libturbojpeg: cannot create a decompressor");
   return handle.h;
 }
@@ -48,9 +54,14 @@ bool has_adobe_marker(const uint8_t* d, size_t n) {
   return false;
 }
 
+// A handle that saw an error may keep error state (TurboJPEG 2.1): it is replaced.
 [[noreturn]] void jpeg_fail(const std::string& what, tjhandle h, const std::string& stage) {
-  throw DataError(what + ": corrupt or unreadable JPEG (" + stage + ": " + tjGetErrorStr2(h) +
-                  ")");
+  const std::string message = what + ": corrupt or unreadable JPEG (" + stage + ": " +
+                              tjGetErrorStr2(h) + ")";
+  Handle& handle = decompressor_handle();
+  tjDestroy(handle.h);
+  handle.h = nullptr;
+  throw DataError(message);
 }
 }  // namespace
 
