@@ -3,6 +3,7 @@
 // checks attacked >= certified accuracy for bounded models (L2) and warns of gradient masking.
 #include <algorithm>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -206,7 +207,7 @@ int run_attack(int argc, char** argv, Session& session) {
   int exit_code = 0;
   if (session.rank() == 0) {
     std::ostringstream per_attack;
-    per_attack << "{";
+    per_attack << std::setprecision(10) << "{";
     for (size_t a = 0; a < attacks.size(); ++a)
       per_attack << (a ? "," : "") << train::json_escape(attacks[a]) << ":" << sums[a + 1] / N;
     per_attack << "}";
