@@ -169,7 +169,10 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     fsync_path(tmp, /*directory=*/true);
     // A checkpoint of the same step may exist (a stop request right after a periodic one):
     // move it aside first, since rename() does not replace a non-empty directory.
-    if (fs::exists(final_dir)) fs::rename(final_dir, root + "/.old-" + name);
+    if (fs::exists(final_dir)) {
+      fs::remove_all(root + "/.old-" + name);
+      fs::rename(final_dir, root + "/.old-" + name);
+    }
     fs::rename(tmp, final_dir);
     fsync_path(root, /*directory=*/true);
   } catch (const TrainError&) {
@@ -382,7 +385,13 @@ void trim_metrics_after(const std::string& path, int64_t step) {
   std::string line, kept;
   while (std::getline(in, line)) {
     const auto at = line.find("\"step\":");
-    if (at != std::string::npos && std::atoll(line.c_str() + at + 7) > step) continue;
+    if (at != std::string::npos) {
+      const int64_t line_step = std::atoll(line.c_str() + at + 7);
+      // An epoch line of the checkpoint's own step came after it (the epoch ends after the step
+      // and its checkpoint): the resumed run writes it again.
+      const bool epoch_line = line.find("\"type\":\"epoch\"") != std::string::npos;
+      if (line_step > step || (line_step == step && epoch_line)) continue;
+    }
     kept += line + "\n";
   }
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());

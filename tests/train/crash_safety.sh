@@ -52,6 +52,15 @@ export_st "$RUN/model.pt" "$TMP/b.safetensors"
 (cd "$HERE" && $PY compare_runs.py "$TMP/a.safetensors" "$TMP/b.safetensors" \
   "$TMP/straight/metrics.jsonl" "$RUN/metrics.jsonl") || fail "crashed run differs"
 
+# Resuming a finished run from its last checkpoint (step 40, taken before the epoch's end) redoes
+# only the evaluation: same model, and the epoch line is replaced, not duplicated.
+"$LMT_BIN" train "${ARGS[@]}" --out "$RUN" --resume auto > "$TMP/again.log" 2>&1
+expect_code 0 $? "resume of a finished run (see $TMP/again.log)"
+grep -q "resuming from $RUN/checkpoints/step-000040 " "$TMP/again.log" || fail "not from step 40"
+export_st "$RUN/model.pt" "$TMP/c.safetensors"
+(cd "$HERE" && $PY compare_runs.py "$TMP/a.safetensors" "$TMP/c.safetensors" \
+  "$TMP/straight/metrics.jsonl" "$RUN/metrics.jsonl") || fail "resumed finished run differs"
+
 # Damaged checkpoints: --resume PATH names the file; --resume auto warns and takes the previous.
 unset LMT_TEST_CHECKPOINT_PAUSE_MS
 mapfile -t all < <(ls -d "$RUN"/checkpoints/step-* | sort)

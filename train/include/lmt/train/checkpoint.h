@@ -82,9 +82,10 @@ std::string incompatible_option(const std::string& saved, const std::string& cur
 // (TrainOptions::resolved_config, when set, is used instead: it also covers newer flags).
 std::string describe_options(const TrainOptions& options);
 
-// Resume continues RUN_DIR/metrics.jsonl: drops the lines whose "step" is beyond `step` (written
-// after the checkpoint by the interrupted run) and keeps the rest; atomic rewrite. No-op when the
-// file does not exist.
+// Resume continues RUN_DIR/metrics.jsonl: drops the lines written after the checkpoint of `step`
+// by the interrupted run (a "step" beyond it, or the epoch line of that very step, since an epoch
+// ends after its last step's checkpoint) and keeps the rest; atomic rewrite. No-op when the file
+// does not exist.
 void trim_metrics_after(const std::string& path, int64_t step);
 
 // Stop requests. install_stop_signal_handlers() makes SIGUSR1 and SIGTERM set a flag

@@ -1,0 +1,171 @@
+// Checkpoint library behaviour without MPI: round trip, damage detection naming the file,
+// discovery of the newest complete checkpoint, pruning, metrics continuation, config comparison.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <torch/optim/adam.h>
+
+#include <lmt/train/checkpoint.h>
+
+namespace fs = std::filesystem;
+using namespace lmt;
+
+namespace {
+
+struct Fixture : ::testing::Test {
+  std::string run = (fs::temp_directory_path() /
+                     ("lmt-ckpt-" + std::to_string(::getpid()) + "-" +
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                        .string();
+  std::shared_ptr<models::Model> model;
+  std::unique_ptr<torch::optim::Adam> adam;
+
+  void SetUp() override {
+    fs::remove_all(run);
+    models::ModelConfig c;
+    c.name = "lmt-mnist";
+    model = models::make_model(c);
+    adam = std::make_unique<torch::optim::Adam>(model->parameters());
+    model->forward(at::rand({2, 1, 28, 28})).sum().backward();
+    adam->step();
+  }
+  void TearDown() override { fs::remove_all(run); }
+
+  train::CheckpointState state(int64_t step) {
+    train::CheckpointState s;
+    s.position.global_step = step;
+    s.position.epoch = 1;
+    s.position.step_in_epoch = 7;
+    s.world_size = 2;
+    s.steps_per_epoch = 20;
+    s.train_samples = 1000;
+    s.rng_states = at::randint(0, 255, {2, 16}, at::kByte);
+    s.epoch_sums = at::rand({2, 3}, at::kDouble);
+    s.config = "lr = 0.001\nseed = 3\n";
+    return s;
+  }
+  std::string error_of(const std::string& dir) {
+    try {
+      train::verify_checkpoint(dir);
+    } catch (const train::TrainError& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+TEST_F(Fixture, RoundTripRestoresStateModelAndOptimizerExactly) {
+  auto saved = state(5);
+  const auto dir = train::write_checkpoint(run, *model, *adam, saved, 0);
+  EXPECT_EQ(dir, run + "/checkpoints/step-000005");
+  EXPECT_EQ(error_of(dir), "");
+  auto back = train::read_checkpoint_state(dir);
+  EXPECT_EQ(back.position.global_step, 5);
+  EXPECT_EQ(back.position.step_in_epoch, 7);
+  EXPECT_EQ(back.config, saved.config);
+  EXPECT_TRUE(back.rng_states.equal(saved.rng_states));
+  EXPECT_TRUE(back.epoch_sums.equal(saved.epoch_sums));
+
+  models::ModelConfig c;
+  c.name = "lmt-mnist";
+  auto other = models::make_model(c);
+  train::load_checkpoint_model(dir, *other);
+  for (const auto& item : model->named_buffers())
+    EXPECT_TRUE(item.value().equal(other->named_buffers()[item.key()])) << item.key();
+  for (const auto& item : model->named_parameters())
+    EXPECT_TRUE(item.value().equal(other->named_parameters()[item.key()])) << item.key();
+  torch::optim::Adam other_adam(other->parameters());
+  train::load_checkpoint_optimizer(dir, other_adam);
+  // The same gradient gives the same update only if the moments and step counts came back.
+  for (auto* m : {model.get(), other.get()}) m->zero_grad();
+  at::Tensor x = at::rand({2, 1, 28, 28});
+  model->forward(x).sum().backward();
+  other->forward(x).sum().backward();
+  adam->step();
+  other_adam.step();
+  for (const auto& item : model->named_parameters())
+    EXPECT_TRUE(item.value().equal(other->named_parameters()[item.key()])) << item.key();
+}
+
+TEST_F(Fixture, DamageIsNamedByFile) {
+  const auto dir = train::write_checkpoint(run, *model, *adam, state(1), 0);
+  fs::resize_file(dir + "/optimizer.pt", fs::file_size(dir + "/optimizer.pt") - 1);
+  EXPECT_NE(error_of(dir).find(dir + "/optimizer.pt: "), std::string::npos) << error_of(dir);
+  EXPECT_NE(error_of(dir).find("truncated"), std::string::npos);
+
+  const auto dir2 = train::write_checkpoint(run, *model, *adam, state(2), 0);
+  {
+    std::fstream f(dir2 + "/state.pt", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    char c = 0;
+    f.read(&c, 1);
+    c = char(c ^ 0x10);
+    f.seekp(100);
+    f.write(&c, 1);
+  }
+  EXPECT_NE(error_of(dir2).find(dir2 + "/state.pt: checksum"), std::string::npos);
+  EXPECT_NE(error_of(dir2).find("corrupted"), std::string::npos);
+
+  const auto dir3 = train::write_checkpoint(run, *model, *adam, state(3), 0);
+  fs::remove(dir3 + "/MANIFEST");
+  EXPECT_NE(error_of(dir3).find(dir3 + "/MANIFEST: missing"), std::string::npos);
+}
+
+TEST_F(Fixture, NewestCompleteCheckpointWinsAndDamagedOnesAreReported) {
+  train::write_checkpoint(run, *model, *adam, state(4), 0);
+  const auto good = train::write_checkpoint(run, *model, *adam, state(8), 0);
+  const auto bad = train::write_checkpoint(run, *model, *adam, state(12), 0);
+  fs::create_directories(run + "/checkpoints/.tmp-step-000016-1");  // a crashed write
+  fs::resize_file(bad + "/model.pt", 10);
+  std::vector<std::string> warnings;
+  EXPECT_EQ(train::find_latest_checkpoint(run, &warnings), good);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(bad + "/model.pt"), std::string::npos) << warnings[0];
+  EXPECT_EQ(train::find_latest_checkpoint(run + "/nothing-here", nullptr), "");
+}
+
+TEST_F(Fixture, KeepLastPrunesOldestAndStaleTemporaries) {
+  fs::create_directories(run + "/checkpoints/.tmp-step-000002-99");
+  for (int64_t step : {2, 4, 6, 8}) train::write_checkpoint(run, *model, *adam, state(step), 2);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"step-000006", "step-000008"}));
+}
+
+TEST(Metrics, ResumeDropsLinesWrittenAfterTheCheckpoint) {
+  const std::string path =
+      fs::temp_directory_path() / ("lmt-metrics-" + std::to_string(::getpid()));
+  std::ofstream(path) << "{\"type\":\"epoch\",\"epoch\":1,\"step\":20}\n"
+                      << "{\"type\":\"step\",\"step\":30}\n"
+                      << "{\"type\":\"epoch\",\"epoch\":2,\"step\":30}\n"
+                      << "{\"type\":\"step\",\"step\":31}\n";
+  train::trim_metrics_after(path, 30);
+  std::stringstream kept;
+  kept << std::ifstream(path).rdbuf();
+  EXPECT_EQ(kept.str(),
+            "{\"type\":\"epoch\",\"epoch\":1,\"step\":20}\n{\"type\":\"step\",\"step\":30}\n");
+  fs::remove(path);
+}
+
+TEST(Config, TheFirstRunDefiningDifferenceIsNamed) {
+  const std::string saved = "# c\nlr = 0.001\nmodel-option = a=1\nthreads = 2\nout = /a\n";
+  EXPECT_EQ(train::incompatible_option(saved,
+                                       "lr = 0.001\nmodel-option = a=1\nthreads = 8\n"
+                                       "out = /b\nresume = auto\n"),
+            "");
+  EXPECT_EQ(train::incompatible_option(saved, "lr = 0.01\nmodel-option = a=1\n"),
+            "--lr: checkpoint has 0.001, this run has 0.01");
+  EXPECT_EQ(
+      train::incompatible_option(saved, "lr = 0.001\nmodel-option = a=1\nmodel-option = b=2\n"),
+      "--model-option: checkpoint has a=1, this run has a=1,b=2");
+  EXPECT_EQ(train::incompatible_option(saved, saved + "eps = 0.1\n"),
+            "--eps: checkpoint has (unset), this run has 0.1");
+}
+
+}  // namespace
