@@ -59,9 +59,11 @@ end_pid() {
 # The slurmstepd processes of this cluster: those holding a file under DIR open (its log or its
 # spool sockets). Never other clusters' daemons.
 stepd_pids() {
-  local dir=$1 pid
+  local dir=$1 pid fd
   for pid in $(pgrep -x slurmstepd 2>/dev/null); do
-    ls -l "/proc/$pid/fd" 2>/dev/null | grep -q -- "$dir/" && echo "$pid"
+    for fd in "/proc/$pid/fd/"*; do
+      [[ "$(readlink "$fd" 2>/dev/null)" == "$dir/"* ]] && { echo "$pid"; break; }
+    done
   done
 }
 
