@@ -3,3 +3,4 @@
 add_executable(bench_data ${CMAKE_CURRENT_LIST_DIR}/bench_data.cpp)
 target_link_libraries(bench_data PRIVATE lmt::data)
 target_compile_options(bench_data PRIVATE -Wall -Wextra)
+include(${CMAKE_CURRENT_LIST_DIR}/bench_loader.cmake)
