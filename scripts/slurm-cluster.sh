@@ -261,11 +261,10 @@ cmd_start() {
 cmd_run() {
   [ "${1:-}" = "--" ] && shift
   [ $# -gt 0 ] || die "run: no command given"
-  local dir
-  dir=$(cmd_start --owner $$) || exit $?
-  trap 'cmd_stop "$dir"' EXIT
+  RUN_CLUSTER=$(cmd_start --owner $$) || exit $?
+  trap 'cmd_stop "$RUN_CLUSTER"' EXIT
   trap 'exit 130' INT TERM
-  SLURM_CONF="$dir/slurm.conf" "$@"
+  SLURM_CONF="$RUN_CLUSTER/slurm.conf" "$@"
 }
 
 case "${1:-}" in
