@@ -63,9 +63,16 @@ static double convert_rate(const fs::path& src, const fs::path& out, bool jpeg, 
 }
 
 static double loader_rate(const std::string& file, bool jpeg, int threads, int64_t* size) {
-  auto o = lmt::data::LoaderOptions().batch_size(32).threads(threads).prefetch(2 * threads)
-               .horizontal_flip(true).seed(1);
-  if (jpeg) o.image_size(224); else o.random_crop_padding(4);
+  auto o = lmt::data::LoaderOptions()
+               .batch_size(32)
+               .threads(threads)
+               .prefetch(2 * threads)
+               .horizontal_flip(true)
+               .seed(1);
+  if (jpeg)
+    o.image_size(224);
+  else
+    o.random_crop_padding(4);
   lmt::data::Loader loader(file, o);
   *size = loader.info().height;
   int64_t images = 0;

@@ -35,14 +35,15 @@ std::vector<detail::SourceImage> list_val(const fs::path& src,
     }
     return out;
   }
-  for (const fs::path& labels : {val / "val_annotations.txt", val / "labels.txt",
-                                 src / "LOC_val_solution.csv"}) {
+  for (const fs::path& labels :
+       {val / "val_annotations.txt", val / "labels.txt", src / "LOC_val_solution.csv"}) {
     std::error_code ec;
     if (fs::is_regular_file(labels, ec))
       return detail::label_flat_folder(val.string(), labels.string(), class_of);
   }
-  detail::fail(val.string(), "neither class folders nor a labels file (val/val_annotations.txt, "
-                             "val/labels.txt or LOC_val_solution.csv)");
+  detail::fail(val.string(),
+               "neither class folders nor a labels file (val/val_annotations.txt, "
+               "val/labels.txt or LOC_val_solution.csv)");
 }
 }  // namespace
 
@@ -111,8 +112,8 @@ void convert_imagenet(const std::string& src_dir, const std::string& out_dir,
     return stem != "train" && stem != "test";
   });
   commit_shards(staged);
-  detail::report(progress, "wrote " + out_dir + "/train.h5 and test.h5 (" + info.storage +
-                               " shards)");
+  detail::report(progress,
+                 "wrote " + out_dir + "/train.h5 and test.h5 (" + info.storage + " shards)");
 }
 
 }  // namespace lmt::data

@@ -26,7 +26,8 @@ std::vector<std::string> list_jpegs(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     if (entry.is_regular_file() && (ext == ".jpeg" || ext == ".jpg"))
       out.push_back(entry.path().string());
   }
@@ -84,8 +85,8 @@ std::vector<SourceImage> label_flat_folder(const std::string& image_dir,
     if (csv) file += ".JPEG";
     const auto it = class_of.find(wnid);
     if (it == class_of.end())
-      fail(labels_file, "line " + std::to_string(line_number) + ": class '" + wnid +
-                            "' has no train folder");
+      fail(labels_file,
+           "line " + std::to_string(line_number) + ": class '" + wnid + "' has no train folder");
     label_of[file] = it->second;
   }
   std::vector<SourceImage> out;
@@ -102,7 +103,8 @@ Processed process_image(const std::string& path, int64_t size) {
   try {
     std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, "cannot open");
-    std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
     const Image image = decode_jpeg(file.data(), file.size(), path);
     const uint8_t* px = image.pixels.data();
     int64_t n = image.height * image.width;
@@ -142,7 +144,8 @@ int64_t run_pipeline(const std::vector<SourceImage>& images, int64_t size,
     results.assign(count, Processed());
     std::atomic<size_t> next{0};
     auto work = [&] {
-      for (size_t i; (i = next++) < count;) results[i] = process_image(images[first + i].path, size);
+      for (size_t i; (i = next++) < count;)
+        results[i] = process_image(images[first + i].path, size);
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(work);

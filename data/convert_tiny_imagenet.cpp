@@ -44,20 +44,19 @@ void convert_tiny_imagenet(const std::string& src_dir, const std::string& out_di
   info.channels = 3;
   info.num_classes = int64_t(wnids.size());
   info.source = "tiny-imagenet";
-  info.class_names =
-      detail::class_names_for(wnids, {(src / "words.txt").string()});
+  info.class_names = detail::class_names_for(wnids, {(src / "words.txt").string()});
   detail::DecodedSplit train, test;
   int64_t skipped = 0;
   for (auto* split : {&train, &test}) {
     const bool is_train = split == &train;
     const auto& list = is_train ? train_list : val_list;
     split->images.reserve(list.size() * size_t(size * size * 3));
-    skipped += detail::run_pipeline(
-        list, size, options, is_train ? "train" : "val", progress,
-        [&](const detail::SourceImage& image, detail::Processed& p) {
-          split->images.insert(split->images.end(), p.bytes.begin(), p.bytes.end());
-          split->labels.push_back(image.label);
-        });
+    skipped += detail::run_pipeline(list, size, options, is_train ? "train" : "val", progress,
+                                    [&](const detail::SourceImage& image, detail::Processed& p) {
+                                      split->images.insert(split->images.end(), p.bytes.begin(),
+                                                           p.bytes.end());
+                                      split->labels.push_back(image.label);
+                                    });
   }
   info.skipped_images = skipped;
   detail::write_train_test(out_dir, info, train, test, progress);

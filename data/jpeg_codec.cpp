@@ -56,8 +56,8 @@ bool has_adobe_marker(const uint8_t* d, size_t n) {
 
 // A handle that saw an error may keep error state (TurboJPEG 2.1): it is replaced.
 [[noreturn]] void jpeg_fail(const std::string& what, tjhandle h, const std::string& stage) {
-  const std::string message = what + ": corrupt or unreadable JPEG (" + stage + ": " +
-                              tjGetErrorStr2(h) + ")";
+  const std::string message =
+      what + ": corrupt or unreadable JPEG (" + stage + ": " + tjGetErrorStr2(h) + ")";
   Handle& handle = decompressor_handle();
   tjDestroy(handle.h);
   handle.h = nullptr;
@@ -109,7 +109,7 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
 std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int64_t height, int64_t width,
                                  JpegInput input, int quality) {
   tjhandle h = compressor();
-  const int format = input == JpegInput::kRgb ? TJPF_RGB
+  const int format = input == JpegInput::kRgb    ? TJPF_RGB
                      : input == JpegInput::kGray ? TJPF_GRAY
                                                  : TJPF_CMYK;
   const int subsamp = input == JpegInput::kGray ? TJSAMP_GRAY : TJSAMP_420;

@@ -23,8 +23,8 @@ H5Handle open_data(hid_t file, const std::string& path, const std::string& name)
 }
 
 template <typename T>
-std::vector<T> read_1d(hid_t file, const std::string& path, const std::string& name,
-                       hid_t mem_type, hsize_t expected) {
+std::vector<T> read_1d(hid_t file, const std::string& path, const std::string& name, hid_t mem_type,
+                       hsize_t expected) {
   H5Handle d = open_data(file, path, name);
   const auto dims = dims_of(d.get(), path, name);
   if (dims.size() != 1 || dims[0] != expected)
@@ -43,8 +43,8 @@ ShardSet::ShardSet(const std::string& index_path, hid_t index_file, const Datase
   begin_ = read_1d<int64_t>(index_file, index_path, "shard_begin", H5T_NATIVE_INT64, s + 1);
   if (begin_.front() != 0 || begin_.back() != info.size ||
       !std::is_sorted(begin_.begin(), begin_.end()))
-    fail(index_path, "dataset 'shard_begin' must rise from 0 to the " +
-                         std::to_string(info.size) + " samples");
+    fail(index_path,
+         "dataset 'shard_begin' must rise from 0 to the " + std::to_string(info.size) + " samples");
   const std::filesystem::path dir = std::filesystem::path(index_path).parent_path();
   const bool jpeg = info.storage == "jpeg";
   for (size_t i = 0; i < s; ++i) {
@@ -59,8 +59,8 @@ ShardSet::ShardSet(const std::string& index_path, hid_t index_file, const Datase
     shard.data = open_data(shard.file.get(), shard.path, jpeg ? "jpeg" : "images");
     const auto dims = dims_of(shard.data.get(), shard.path, jpeg ? "jpeg" : "images");
     if (jpeg) {
-      shard.offsets = read_1d<int64_t>(shard.file.get(), shard.path, "offsets", H5T_NATIVE_INT64,
-                                       n + 1);
+      shard.offsets =
+          read_1d<int64_t>(shard.file.get(), shard.path, "offsets", H5T_NATIVE_INT64, n + 1);
       if (dims.size() != 1 || shard.offsets.front() != 0 ||
           hsize_t(shard.offsets.back()) != dims[0] ||
           !std::is_sorted(shard.offsets.begin(), shard.offsets.end()))
@@ -68,8 +68,8 @@ ShardSet::ShardSet(const std::string& index_path, hid_t index_file, const Datase
     } else if (dims.size() != 4 || dims[0] != n || int64_t(dims[1]) != info.height ||
                int64_t(dims[2]) != info.width || int64_t(dims[3]) != info.channels) {
       fail(shard.path, "dataset 'images' must have shape [" + std::to_string(n) + ", " +
-                           std::to_string(info.height) + ", " + std::to_string(info.width) +
-                           ", " + std::to_string(info.channels) + "]");
+                           std::to_string(info.height) + ", " + std::to_string(info.width) + ", " +
+                           std::to_string(info.channels) + "]");
     }
     shards_.push_back(std::move(shard));
   }
@@ -101,9 +101,9 @@ void ShardSet::read_images(int64_t start, int64_t count, uint8_t* out) const {
     checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, offset, nullptr, extent, nullptr),
             shard.path, "dataset 'images' selection");
     H5Handle memory = checked(H5Screate_simple(4, extent, nullptr), H5Sclose, shard.path, "memory");
-    checked(H5Dread(shard.data.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT,
-                    out),
-            shard.path, "cannot read dataset 'images'");
+    checked(
+        H5Dread(shard.data.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT, out),
+        shard.path, "cannot read dataset 'images'");
     out += run * bytes;
     start += run;
     count -= run;

@@ -18,12 +18,12 @@ class ShardSet {
   // sample count and datasets against the index's shard_begin.
   ShardSet(const std::string& index_path, hid_t index_file, const DatasetInfo& info);
   void read_images(int64_t start, int64_t count, uint8_t* out) const;  // storage uint8
-  std::vector<uint8_t> read_encoded(int64_t index) const;            // storage jpeg
+  std::vector<uint8_t> read_encoded(int64_t index) const;              // storage jpeg
 
  private:
   struct Shard {
     std::string path;
-    H5Handle file, data;          // data: 'images' or 'jpeg'
+    H5Handle file, data;           // data: 'images' or 'jpeg'
     std::vector<int64_t> offsets;  // jpeg: n + 1 byte offsets
   };
   size_t shard_of(int64_t index) const;

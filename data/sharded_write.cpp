@@ -31,13 +31,14 @@ void write_array(hid_t file, const std::string& path, const char* name, hid_t fi
                  hid_t mem_type, const std::vector<hsize_t>& dims,
                  const std::vector<hsize_t>& chunk, const void* data) {
   const std::string what = std::string("dataset '") + name + "'";
-  H5Handle space = checked(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose,
-                           path, what + " space");
+  H5Handle space = checked(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose, path,
+                           what + " space");
   H5Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path, what + " properties");
-  if (!chunk.empty()) checked(H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data()), path, what);
-  H5Handle dataset = checked(
-      H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-      H5Dclose, path, "cannot create " + what);
+  if (!chunk.empty())
+    checked(H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data()), path, what);
+  H5Handle dataset =
+      checked(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+              H5Dclose, path, "cannot create " + what);
   if (H5Sget_simple_extent_npoints(space.get()) > 0)
     checked(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
             "cannot write " + what);
@@ -78,13 +79,12 @@ struct ShardedWriter::Impl {
       if (jpeg) {
         write_array(file.get(), final_path, "jpeg", H5T_STD_U8LE, H5T_NATIVE_UINT8,
                     {hsize_t(payload.size())}, {}, payload.data());
-        write_array(file.get(), final_path, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, {n + 1},
-                    {}, offsets.data());
+        write_array(file.get(), final_path, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, {n + 1}, {},
+                    offsets.data());
       } else {
-        const hsize_t h = hsize_t(info.height), w = hsize_t(info.width),
-                      c = hsize_t(info.channels);
-        write_array(file.get(), final_path, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8,
-                    {n, h, w, c}, {1, h, w, c}, payload.data());
+        const hsize_t h = hsize_t(info.height), w = hsize_t(info.width), c = hsize_t(info.channels);
+        write_array(file.get(), final_path, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n, h, w, c},
+                    {1, h, w, c}, payload.data());
       }
       if (!file.reset()) fail(final_path, "cannot close temporary file " + temp);
     }
@@ -156,8 +156,7 @@ void ShardedWriter::add(const uint8_t* data, size_t size, int32_t label) {
   if (!m.jpeg && int64_t(size) != m.info.image_bytes())
     fail(m.index_path, "image of " + std::to_string(size) + " bytes, expected " +
                            std::to_string(m.info.image_bytes()));
-  if (!m.shard_labels.empty() && int64_t(m.payload.size() + size) > m.shard_bytes)
-    m.flush_shard();
+  if (!m.shard_labels.empty() && int64_t(m.payload.size() + size) > m.shard_bytes) m.flush_shard();
   m.payload.insert(m.payload.end(), data, data + size);
   m.offsets.push_back(int64_t(m.payload.size()));
   m.shard_labels.push_back(label);

@@ -30,8 +30,8 @@ inline std::vector<uint8_t> solid_image(const Rgb& c, int64_t h, int64_t w, int6
 
 inline void write_bytes(const std::filesystem::path& p, const std::vector<uint8_t>& bytes) {
   std::filesystem::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                           std::streamsize(bytes.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
 }
 
 inline std::vector<uint8_t> rgb_jpeg(const Rgb& c, int64_t h, int64_t w, int64_t seed) {
@@ -59,10 +59,10 @@ inline std::vector<uint8_t> corrupt_jpeg() {
 }
 
 struct TreeOptions {
-  int per_class = 5;           // good RGB train images per class
-  bool with_bad = true;        // + a corrupt file in class 0
-  bool with_modes = true;      // + a grayscale file in class 1 and a CMYK file in class 2
-  bool tiny = false;           // Tiny-ImageNet layout (train/<wnid>/images, val/images + annot.)
+  int per_class = 5;       // good RGB train images per class
+  bool with_bad = true;    // + a corrupt file in class 0
+  bool with_modes = true;  // + a grayscale file in class 1 and a CMYK file in class 2
+  bool tiny = false;       // Tiny-ImageNet layout (train/<wnid>/images, val/images + annot.)
   bool val_class_folders = false;  // ImageNet val/<wnid>/ instead of flat + labels file
 };
 
@@ -83,8 +83,7 @@ inline int write_tree(const std::filesystem::path& root, const TreeOptions& o) {
                   rgb_jpeg(kClassColour[c], 40 + 8 * i, 56 - 4 * i, c * 10 + i));
   }
   if (o.with_bad)
-    write_bytes(root / "train" / kWnids[0] / (o.tiny ? "images" : "") / "bad.JPEG",
-                corrupt_jpeg());
+    write_bytes(root / "train" / kWnids[0] / (o.tiny ? "images" : "") / "bad.JPEG", corrupt_jpeg());
   if (o.with_modes) {
     write_bytes(root / "train" / kWnids[1] / (o.tiny ? "images" : "") / "gray.JPEG",
                 gray_jpeg(36, 44));

@@ -80,16 +80,15 @@ TEST(TinyImageNet, ConvertsWithSkipAndReadsBackLabelsShapesAndNames) {
   testing::TreeOptions t;
   t.tiny = true;
   const int good = testing::write_tree(src.path(), t);
-  convert_tiny_imagenet(src.path().string(), out.path().string(), options(0, false, true),
-                        quiet());
+  convert_tiny_imagenet(src.path().string(), out.path().string(), options(0, false, true), quiet());
   const DatasetInfo info = read_dataset_info(out.file("train.h5"));
   EXPECT_EQ(info.size, good);
   EXPECT_EQ(info.skipped_images, 1);
   EXPECT_EQ(info.height, 64);
   EXPECT_EQ(info.channels, 3);
   EXPECT_EQ(info.source, "tiny-imagenet");
-  EXPECT_EQ(info.class_names, (std::vector<std::string>{"red thing", "green thing, verdant",
-                                                        "blue thing"}));
+  EXPECT_EQ(info.class_names,
+            (std::vector<std::string>{"red thing", "green thing, verdant", "blue thing"}));
   Loader train(out.file("train.h5"),
                LoaderOptions().batch_size(4).drop_last(false).shuffle(false).prefetch(0));
   const auto b = [&] {
@@ -183,8 +182,9 @@ TEST(ImageNet, JpegStorageKeepsFileBytesAndLoadsAtTheRequestedSize) {
   EXPECT_EQ(eval.info().height, 24);
   EXPECT_EQ(count_samples(eval), 6);
   EXPECT_EQ(check_labels_by_colour(eval, 8), std::make_pair(0, 0));
-  Loader train(out.file("train.h5"), LoaderOptions().batch_size(4).horizontal_flip(true).image_size(
-                                         20).threads(2).seed(7));
+  Loader train(
+      out.file("train.h5"),
+      LoaderOptions().batch_size(4).horizontal_flip(true).image_size(20).threads(2).seed(7));
   train.start_epoch(0);
   const auto b = *train.next();
   EXPECT_EQ(b.images.sizes(), (std::vector<int64_t>{4, 3, 20, 20}));
@@ -224,8 +224,13 @@ TEST(ImageNet, DeterministicAcrossConverterAndLoaderThreads) {
   ScratchDir jout;
   convert_imagenet(src.path().string(), jout.path().string(), options(0, true, true), quiet());
   auto run = [&](int threads, int prefetch) {
-    Loader l(jout.file("train.h5"), LoaderOptions().batch_size(4).seed(3).image_size(16)
-                                        .horizontal_flip(true).threads(threads).prefetch(prefetch));
+    Loader l(jout.file("train.h5"), LoaderOptions()
+                                        .batch_size(4)
+                                        .seed(3)
+                                        .image_size(16)
+                                        .horizontal_flip(true)
+                                        .threads(threads)
+                                        .prefetch(prefetch));
     std::vector<at::Tensor> batches;
     for (int e = 0; e < 2; ++e) {
       l.start_epoch(e);
@@ -246,8 +251,13 @@ TEST(ImageNet, TwoRanksPartitionEachGlobalBatchWithIdenticalInputs) {
   testing::write_tree(src.path(), {});
   convert_imagenet(src.path().string(), out.path().string(), options(0, true, true), quiet());
   auto make = [&](int64_t rank, int64_t world) {
-    return Loader(out.file("train.h5"), LoaderOptions().batch_size(6).rank(rank).world_size(world)
-                                            .seed(5).image_size(16).horizontal_flip(true));
+    return Loader(out.file("train.h5"), LoaderOptions()
+                                            .batch_size(6)
+                                            .rank(rank)
+                                            .world_size(world)
+                                            .seed(5)
+                                            .image_size(16)
+                                            .horizontal_flip(true));
   };
   Loader single = make(0, 1), r0 = make(0, 2), r1 = make(1, 2);
   ASSERT_EQ(r0.steps_per_epoch(), single.steps_per_epoch());

@@ -78,7 +78,8 @@ void expect_matches_torch(int64_t h, int64_t w, int64_t oh, int64_t ow) {
       at::from_blob(im.pixels.data(), {1, h, w, 3}, at::kByte).permute({0, 3, 1, 2}).to(at::kFloat);
   const at::Tensor ref = at::_upsample_bilinear2d_aa(input, {oh, ow}, false).clamp(0, 255) / 255;
   const at::Tensor got = at::from_blob(ours.data(), {1, 3, oh, ow}, at::kFloat);
-  EXPECT_LT((got - ref).abs().max().item<float>(), 1e-4f) << h << "x" << w << "->" << oh << "x" << ow;
+  EXPECT_LT((got - ref).abs().max().item<float>(), 1e-4f)
+      << h << "x" << w << "->" << oh << "x" << ow;
 }
 
 TEST(Resize, MatchesTorchAntialiasedBilinear) {

@@ -31,8 +31,8 @@ CropBox centre_crop_box(int64_t height, int64_t width, double crop_fraction = 1.
 // torchvision's RandomResizedCrop box: up to 10 tries of area fraction in [scale_lo, scale_hi] and
 // log-uniform aspect ratio in [ratio_lo, ratio_hi] fitting the image, else the centre crop at the
 // clamped ratio. Random numbers come from SplitMix64 seeded by `key` (see augment.h).
-CropBox random_resized_crop_box(uint64_t key, int64_t height, int64_t width,
-                                double scale_lo = 0.08, double scale_hi = 1.0,
-                                double ratio_lo = 3.0 / 4.0, double ratio_hi = 4.0 / 3.0);
+CropBox random_resized_crop_box(uint64_t key, int64_t height, int64_t width, double scale_lo = 0.08,
+                                double scale_hi = 1.0, double ratio_lo = 3.0 / 4.0,
+                                double ratio_hi = 4.0 / 3.0);
 
 }  // namespace lmt::data
