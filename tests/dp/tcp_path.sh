@@ -2,7 +2,8 @@
 # ignore the btl list, and shared memory are both excluded) ends bitwise identical to the same
 # run over shared memory (btl vader,self), and within 1e-5 of one rank.
 source "$(dirname "$0")/lib.sh"
-ARGS=(train --data "$FM" --model lmt-mnist --batch-size 64 --max-steps 20 --seed 5 --threads 1
+ARGS=(train --data "$FM" --model lmt-mnist --optimizer sgd --lr 0.01 --batch-size 64 --max-steps 20
+      --seed 5 --threads 1
       --log-every 1000)
 "$LMT_BIN" "${ARGS[@]}" --out "$TMP/one" >"$TMP/one.log" 2>&1
 expect_code 0 $? "1 rank (see $TMP/one.log)"
