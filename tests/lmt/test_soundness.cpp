@@ -12,8 +12,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/csrc/autograd/autograd.h>
-#include <torch/optim/adam.h>
 #include <lmt/attack/attack.h>
 #include <lmt/data/convert.h>
 #include <lmt/data/dataset_file.h>
@@ -21,6 +19,8 @@
 #include <lmt/lipschitz/lmt_loss.h>
 #include <lmt/models/model.h>
 #include <lmt/train/certification.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/optim/adam.h>
 
 namespace {
 
@@ -78,11 +78,11 @@ std::shared_ptr<models::Model> train_lmt_mnist(const std::string& dir, int64_t s
 std::pair<at::Tensor, at::Tensor> test_points(const std::string& path, const at::Tensor& index) {
   data::InMemoryDataset d = data::read_dataset(path);
   const auto& in = d.info;
-  at::Tensor all = at::from_blob(d.images.data(), {in.size, in.height, in.width, in.channels},
-                                 at::kByte)
-                       .permute({0, 3, 1, 2})
-                       .to(at::kFloat)
-                       .div(255.0);
+  at::Tensor all =
+      at::from_blob(d.images.data(), {in.size, in.height, in.width, in.channels}, at::kByte)
+          .permute({0, 3, 1, 2})
+          .to(at::kFloat)
+          .div(255.0);
   at::Tensor labels = at::from_blob(d.labels.data(), {in.size}, at::kInt).to(at::kLong);
   return {all.index_select(0, index).contiguous(), labels.index_select(0, index).contiguous()};
 }
@@ -131,9 +131,9 @@ TEST(LmtSoundness, PgdAtNinetyNinePercentOfTheSoundRadiusFlipsNoCertifiedPoint) 
   if (dir.empty()) GTEST_SKIP() << "Fashion-MNIST not found (FMNIST_DIR)";
   // LMT_SOUNDNESS_MODEL: attack a trained model file instead of the briefly trained one.
   const std::string model_file = env_or("LMT_SOUNDNESS_MODEL", "");
-  std::shared_ptr<models::Model> model =
-      model_file.empty() ? train_lmt_mnist(dir, 250, 1.0)
-                         : models::load_model_file(model_file).model;
+  std::shared_ptr<models::Model> model = model_file.empty()
+                                             ? train_lmt_mnist(dir, 250, 1.0)
+                                             : models::load_model_file(model_file).model;
   const int64_t wanted = std::stoll(env_or("LMT_SOUNDNESS_POINTS", "60"));
   const int steps = std::stoi(env_or("LMT_SOUNDNESS_STEPS", "100"));
   const int restarts = std::stoi(env_or("LMT_SOUNDNESS_RESTARTS", "4"));
@@ -170,8 +170,8 @@ TEST(LmtSoundness, PgdAtNinetyNinePercentOfTheSoundRadiusFlipsNoCertifiedPoint) 
   at::Tensor far = l2_pgd_flips(*model, x, y, at::full_like(radius, 3.0), steps, 1, 11);
   std::cout << "[soundness] sound L " << cert.sound_bound << ", power-iteration L "
             << cert.estimate_bound << ", certified points " << certified.numel() << "/"
-            << cert.correct.numel() << ", attacked " << index.numel()
-            << ", median attacked radius " << radius.median().item<double>()
+            << cert.correct.numel() << ", attacked " << index.numel() << ", median attacked radius "
+            << radius.median().item<double>()
             << ", flips at 0.99 r: " << flips.sum().item<int64_t>() << " (own PGD), "
             << library_flips << "/" << library_points << " (lmt::attack::pgd)"
             << ", flips at eps 3.0: " << far.sum().item<int64_t>() << "\n";
