@@ -44,7 +44,7 @@ void fsync_path(const std::string& path, bool directory = false) {
 std::string file_checksum(const std::string& path, int64_t* size) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw TrainError(path + ": cannot open checkpoint file");
-  uint64_t hash = 1469598103934665603ull;
+  uint64_t hash = 14695981039346656037ull;
   std::vector<char> buffer(1 << 20);
   int64_t total = 0;
   while (in) {
