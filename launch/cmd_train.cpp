@@ -33,6 +33,8 @@ static void add_train_options(CommandLine& cli) {
       ("hflip", b()->default_value(false), "random horizontal flip (true/false)")
       ("pad-to", i()->default_value(0), "zero-pad images to N x N for the model (0: native)")
       ("loader-threads", po::value<int>()->default_value(1), "background loader threads")
+      ("prefetch", i()->default_value(2), "batches the loader assembles ahead (0: none)")
+      ("image-size", i()->default_value(0), "crop size for JPEG datasets (0: the dataset's)")
       // model
       ("model", s()->default_value("lmt-mnist"), "architecture (lmt-mnist, resnet18, ...)")
       ("model-option", po::value<std::vector<std::string>>()->value_name("KEY=VALUE"),
@@ -101,6 +103,8 @@ static train::TrainOptions to_options(const po::variables_map& vm, const Session
   o.horizontal_flip = vm["hflip"].as<bool>();
   o.pad_to = vm["pad-to"].as<int64_t>();
   o.loader_threads = vm["loader-threads"].as<int>();
+  o.prefetch = vm["prefetch"].as<int64_t>();
+  o.image_size = vm["image-size"].as<int64_t>();
   o.model = vm["model"].as<std::string>();
   if (vm.count("model-option")) {
     for (const auto& kv : vm["model-option"].as<std::vector<std::string>>()) {

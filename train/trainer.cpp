@@ -197,7 +197,9 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
                       .random_crop_padding(o.random_crop_padding)
                       .horizontal_flip(o.horizontal_flip)
                       .pad_to(pad, pad)
-                      .threads(o.loader_threads));
+                      .threads(o.loader_threads)
+                      .prefetch(o.prefetch)
+                      .image_size(o.image_size));
   s.test_loader = std::make_unique<data::Loader>(
       test_file, data::LoaderOptions()
                      .batch_size(std::max<int64_t>(o.batch_size, 256 * world))
@@ -207,7 +209,9 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
                      .shuffle(false)
                      .drop_last(false)
                      .pad_to(pad, pad)
-                     .threads(o.loader_threads));
+                     .threads(o.loader_threads)
+                     .prefetch(o.prefetch)
+                     .image_size(o.image_size));
   if (s.train_loader->steps_per_epoch() < 1)
     throw TrainError("--batch-size: " + std::to_string(o.batch_size) + " exceeds the " +
                      std::to_string(s.train_loader->info().size) + " training images");

@@ -22,6 +22,8 @@ struct TrainOptions {
   bool horizontal_flip = false;
   int64_t pad_to = 0;  // zero-pad inputs to pad_to x pad_to (0: native size)
   int loader_threads = 1;
+  int64_t prefetch = 2;    // batches assembled ahead of the training thread
+  int64_t image_size = 0;  // crop size of JPEG datasets (0: the dataset's, else pad_to)
 
   // Model.
   std::string model = "lmt-mnist";
