@@ -94,8 +94,7 @@ int run_attack(int argc, char** argv, Session& session) {
   const double eps = vm["eps"].as<double>();
   if (!(eps >= 0)) throw UsageError("option '--eps' must be >= 0");
   if (vm["batch-size"].as<int64_t>() < 1) throw UsageError("option '--batch-size' must be positive");
-  session.comm = dist::make_mpi_communicator(dist::CommOptions());
-  at::set_num_threads(vm.count("threads") ? vm["threads"].as<int>() : default_threads(session));
+  join_ranks(session, vm);
 
   const std::string model_file = vm["model-file"].as<std::string>();
   auto loaded = models::load_model_file(model_file);

@@ -39,20 +39,14 @@ int run_certify(int argc, char** argv, Session& session) {
   train::CertifyOptions options;
   options.eps = parse_number_list("eps", vm["eps"].as<std::string>());
   options.head = vm["head"].as<std::string>();
-  session.comm = dist::make_mpi_communicator(dist::CommOptions());
-  at::set_num_threads(vm.count("threads") ? vm["threads"].as<int>() : default_threads(session));
+  join_ranks(session, vm);
 
   const std::string model_file = vm["model-file"].as<std::string>();
   auto loaded = models::load_model_file(model_file);
   auto& model = *loaded.model;
   const std::string data_file = vm["data"].as<std::string>();
-  data::Loader loader(data_file, data::LoaderOptions()
-                                     .batch_size(vm["batch-size"].as<int64_t>())
-                                     .rank(session.comm->rank())
-                                     .world_size(session.comm->size())
-                                     .shuffle(false)
-                                     .drop_last(false)
-                                     .pad_to(model.config().height, model.config().width));
+  data::Loader loader(data_file, evaluation_loader_options(session, model.config(),
+                                                           vm["batch-size"].as<int64_t>()));
   auto result = train::certify(model, loader, session.comm.get(), options);
   if (session.rank() != 0) return 0;
 

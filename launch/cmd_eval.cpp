@@ -27,20 +27,14 @@ int run_eval(int argc, char** argv, Session& session) {
       "also append the JSON result line to FILE");
   po::variables_map vm;
   if (!parse(cli, argc, argv, vm)) return 0;
-  session.comm = dist::make_mpi_communicator(dist::CommOptions());
-  at::set_num_threads(vm.count("threads") ? vm["threads"].as<int>() : default_threads(session));
+  join_ranks(session, vm);
 
   auto loaded = models::load_model_file(vm["model-file"].as<std::string>());
   auto& model = *loaded.model;
   const auto& config = model.config();
   const std::string data_file = vm["data"].as<std::string>();
-  data::Loader loader(data_file, data::LoaderOptions()
-                                     .batch_size(vm["batch-size"].as<int64_t>())
-                                     .rank(session.comm->rank())
-                                     .world_size(session.comm->size())
-                                     .shuffle(false)
-                                     .drop_last(false)
-                                     .pad_to(config.height, config.width));
+  data::Loader loader(data_file,
+                      evaluation_loader_options(session, config, vm["batch-size"].as<int64_t>()));
   auto result = train::evaluate(model, loader, session.comm.get());
   if (session.rank() == 0) {
     train::JsonLine line;

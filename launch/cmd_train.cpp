@@ -15,12 +15,6 @@
 
 namespace lmt::launch {
 
-int default_threads(const Session& session) {
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const int per_node = session.runtime ? std::max(1, session.runtime->env().local_size) : 1;
-  return std::max(1, cores / per_node);
-}
-
 static void add_train_options(CommandLine& cli) {
   auto s = [] { return po::value<std::string>(); };
   auto i = [] { return po::value<int64_t>(); };

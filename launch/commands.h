@@ -4,8 +4,12 @@
 
 #include <memory>
 
+#include <boost/program_options/variables_map.hpp>
+
+#include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
 #include <lmt/dist/runtime.h>
+#include <lmt/models/model.h>
 
 namespace lmt::launch {
 
@@ -26,5 +30,15 @@ int run_certify(int argc, char** argv, Session& session);
 // Intra-op threads when --threads is not given: the machine's cores shared by the ranks of
 // this node.
 int default_threads(const Session& session);
+
+// For the commands that read a saved model (eval, certify, attack): joins the MPI world with the
+// default collective timeout and sets intra-op threads from --threads (else default_threads).
+void join_ranks(Session& session, const boost::program_options::variables_map& vm);
+
+// Loader options for one pass over this rank's shard of a dataset file: no shuffle, no dropped
+// tail (every image exactly once across ranks), images padded to the model's input size.
+data::LoaderOptions evaluation_loader_options(const Session& session,
+                                              const models::ModelConfig& config,
+                                              int64_t global_batch);
 
 }  // namespace lmt::launch

@@ -1,0 +1,35 @@
+// Set-up shared by the subcommands that run on ranks: threads per rank, joining the MPI world,
+// and the evaluation loader every model-reading command uses.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "commands.h"
+
+namespace lmt::launch {
+
+int default_threads(const Session& session) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int per_node = session.runtime ? std::max(1, session.runtime->env().local_size) : 1;
+  return std::max(1, cores / per_node);
+}
+
+void join_ranks(Session& session, const boost::program_options::variables_map& vm) {
+  session.comm = dist::make_mpi_communicator(dist::CommOptions());
+  at::set_num_threads(vm.count("threads") ? vm["threads"].as<int>() : default_threads(session));
+}
+
+data::LoaderOptions evaluation_loader_options(const Session& session,
+                                              const models::ModelConfig& config,
+                                              int64_t global_batch) {
+  return data::LoaderOptions()
+      .batch_size(global_batch)
+      .rank(session.comm->rank())
+      .world_size(session.comm->size())
+      .shuffle(false)
+      .drop_last(false)
+      .pad_to(config.height, config.width);
+}
+
+}  // namespace lmt::launch
