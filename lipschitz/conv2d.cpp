@@ -120,12 +120,9 @@ at::Tensor BoundedConv2dImpl::apply_adjoint(const at::Tensor& v) const {
 
 void BoundedConv2dImpl::power_iteration_step(int iterations) {
   at::NoGradGuard no_grad;
-  at::Tensor u = pi_u.to(weight.scalar_type());
-  for (int i = 0; i < iterations; ++i) {
-    at::Tensor v = detail::normalized(apply_operator(u));
-    u = detail::normalized(apply_adjoint(v));
-  }
-  pi_u.copy_(u);
+  pi_u.copy_(detail::power_step(
+      pi_u.to(weight.scalar_type()), [&](const at::Tensor& u) { return apply_operator(u); },
+      [&](const at::Tensor& v) { return apply_adjoint(v); }, iterations));
 }
 
 at::Tensor BoundedConv2dImpl::spectral_norm(BoundMode mode) {

@@ -45,12 +45,9 @@ at::Tensor BoundedLinearImpl::forward(const at::Tensor& x) {
 void BoundedLinearImpl::power_iteration_step(int iterations) {
   at::NoGradGuard no_grad;
   at::Tensor w = weight.detach();
-  at::Tensor u = pi_u.to(w.scalar_type());
-  for (int i = 0; i < iterations; ++i) {
-    at::Tensor v = detail::normalized(at::mv(w, u));
-    u = detail::normalized(at::mv(w.t(), v));
-  }
-  pi_u.copy_(u);
+  pi_u.copy_(detail::power_step(
+      pi_u.to(w.scalar_type()), [&](const at::Tensor& u) { return at::mv(w, u); },
+      [&](const at::Tensor& v) { return at::mv(w.t(), v); }, iterations));
 }
 
 at::Tensor BoundedLinearImpl::spectral_norm(BoundMode mode) {

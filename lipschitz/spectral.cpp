@@ -6,6 +6,18 @@ namespace lmt::lipschitz::detail {
 
 at::Tensor normalized(const at::Tensor& x) { return x / x.norm().clamp_min(1e-12); }
 
+at::Tensor power_step(at::Tensor u, const std::function<at::Tensor(const at::Tensor&)>& apply,
+                      const std::function<at::Tensor(const at::Tensor&)>& adjoint, int iterations) {
+  at::NoGradGuard no_grad;
+  for (int i = 0; i < iterations; ++i) {
+    at::Tensor au = apply(u);
+    at::Tensor norm = au.norm();
+    at::Tensor next = normalized(adjoint(au / norm.clamp_min(1e-30)));
+    u = at::where(norm > 0, next, u);
+  }
+  return u;
+}
+
 at::Tensor converged_norm(const at::Tensor& u0,
                           const std::function<at::Tensor(const at::Tensor&)>& apply,
                           const std::function<at::Tensor(const at::Tensor&)>& adjoint,

@@ -11,6 +11,13 @@ namespace lmt::lipschitz::detail {
 // x / max(||x||, 1e-12), as torch.nn.functional.normalize does.
 at::Tensor normalized(const at::Tensor& x);
 
+// `iterations` power-iteration steps from u: u <- A^T A u / ||A^T A u||. A step whose A u is
+// exactly zero (a zero-initialised batch-norm scale, a pruned layer) keeps u instead of collapsing
+// it to the zero vector, which would pin the operator's estimate at 0 for good. Branch-free (no
+// device synchronisation).
+at::Tensor power_step(at::Tensor u, const std::function<at::Tensor(const at::Tensor&)>& apply,
+                      const std::function<at::Tensor(const at::Tensor&)>& adjoint, int iterations);
+
 // Power iteration run to convergence from a copy of u: returns ||A u|| at the fixed point.
 // apply / adjoint are A and A^T. Stops when u is a singular vector up to the residual
 // ||A^T A u - sigma^2 u|| <= 1e-4 sigma^2 (the error of sigma^2 is ~ residual^2 / gap; the step

@@ -229,3 +229,35 @@ TEST(SpectralOperators, WalkFindsEveryLayerInRegistrationOrder) {
   lip::power_iteration_step(net, 2);
   EXPECT_FALSE(at::equal(before, vectors[0]));
 }
+
+// A zero operator (a zero-initialised residual branch) must not collapse the persistent vector to
+// zero: once the weights move, kTrain has to follow them instead of staying pinned at 0.
+TEST(SpectralOperators, ZeroOperatorKeepsAUnitVectorAndRecovers) {
+  at::manual_seed(21);
+  lip::BoundedConv2d conv(lip::BoundedConv2dOptions(3, 4, 3, 6, 6).padding(1).bias(false));
+  lip::BoundedLinear linear(5, 4);
+  {
+    at::NoGradGuard no_grad;
+    conv->weight.zero_();
+    linear->weight.zero_();
+  }
+  conv->power_iteration_step(3);
+  linear->power_iteration_step(3);
+  EXPECT_NEAR(value(conv->pi_u.norm()), 1.0, 1e-6);
+  EXPECT_NEAR(value(linear->pi_u.norm()), 1.0, 1e-6);
+  EXPECT_EQ(value(conv->spectral_norm(BoundMode::kTrain)), 0.0);
+  EXPECT_EQ(value(linear->spectral_norm(BoundMode::kSound)), 0.0);
+  {
+    at::NoGradGuard no_grad;
+    conv->weight.normal_(0, 0.3);
+    linear->weight.normal_(0, 0.3);
+  }
+  conv->power_iteration_step(300);
+  linear->power_iteration_step(300);
+  ConvCase c{3, 4, 3, 6, 6, 1, 1, 1};
+  const double conv_exact = spectral_norm(conv_matrix(conv, c));
+  conv->to(at::kFloat);
+  EXPECT_NEAR(value(conv->spectral_norm(BoundMode::kTrain)), conv_exact, 1e-3 * conv_exact);
+  const double linear_exact = spectral_norm(linear->weight.detach().to(at::kDouble));
+  EXPECT_NEAR(value(linear->spectral_norm(BoundMode::kTrain)), linear_exact, 1e-3 * linear_exact);
+}
