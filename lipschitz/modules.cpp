@@ -143,4 +143,38 @@ at::Tensor CenterNormImpl::lipschitz_bound(BoundMode mode) {
   return center_norm_bound(weight, channels, mode);
 }
 
+BatchCentering2dImpl::BatchCentering2dImpl(int64_t channels_, double momentum_)
+    : channels(channels_), momentum(momentum_) {
+  if (channels < 1) {
+    throw BoundError("BatchCentering2d: needs at least 1 channel, got " + std::to_string(channels));
+  }
+  if (!(momentum > 0 && momentum <= 1)) {
+    throw BoundError("BatchCentering2d: momentum must be in (0, 1], got " +
+                     std::to_string(momentum));
+  }
+  bias = register_parameter("bias", at::zeros({channels}));
+  running_mean = register_buffer("running_mean", at::zeros({channels}));
+}
+
+at::Tensor BatchCentering2dImpl::forward(const at::Tensor& x) {
+  require_4d(x, "BatchCentering2d");
+  if (x.size(1) != channels) {
+    throw BoundError("BatchCentering2d: expected " + std::to_string(channels) + " channels, got " +
+                     c10::str(x.sizes()));
+  }
+  at::Tensor mean;
+  if (is_training()) {
+    mean = x.mean({0, 2, 3});
+    at::NoGradGuard no_grad;
+    running_mean.mul_(1.0 - momentum).add_(mean.detach(), momentum);
+  } else {
+    mean = running_mean;
+  }
+  return x - (mean - bias).view({1, -1, 1, 1});
+}
+
+at::Tensor BatchCentering2dImpl::lipschitz_bound(BoundMode mode) {
+  return constant_bound(1.0, mode);
+}
+
 }  // namespace lmt::lipschitz

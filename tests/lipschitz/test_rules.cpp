@@ -181,3 +181,28 @@ TEST(Rules, ResidualAndParallelBoundsAreAboveTheJacobianNorm) {
   }
   expect_sound(*scaled, {1, 3}, 1e-6);
 }
+
+TEST(Rules, BatchCenteringIsAShiftOfBoundOneAndTracksTheBatchMean) {
+  at::manual_seed(15);
+  lip::BatchCentering2d center(3, 0.25);
+  {
+    at::NoGradGuard no_grad;
+    center->bias.copy_(at::tensor({0.5, -1.0, 2.0}));
+  }
+  // Training: the per-channel batch mean is removed and beta added; running_mean moves by
+  // momentum towards the batch mean.
+  center->train();
+  at::Tensor x = at::randn({4, 3, 5, 2}) * 3 + 1;
+  at::Tensor y = center->forward(x);
+  EXPECT_TRUE(at::allclose(y.mean({0, 2, 3}), center->bias.detach(), 1e-5, 1e-5));
+  EXPECT_TRUE(at::allclose(center->running_mean, 0.25 * x.mean({0, 2, 3}), 1e-6, 1e-6));
+  // Eval: x - running_mean + beta, a shift, so its Jacobian is the identity: bound exactly 1.
+  center->eval();
+  at::Tensor z = at::randn({2, 3, 5, 2});
+  at::Tensor expected = z - (center->running_mean - center->bias.detach()).view({1, 3, 1, 1});
+  EXPECT_TRUE(at::allclose(center->forward(z), expected, 1e-6, 1e-6));
+  expect_sound(*center, {1, 3, 2, 2}, 1e-9);
+  EXPECT_EQ(value(center->lipschitz_bound(BoundMode::kSound)), 1.0);
+  EXPECT_THROW(center->forward(at::randn({2, 4, 5, 2})), lip::BoundError);
+  EXPECT_THROW(lip::BatchCentering2d(3, 0.0), lip::BoundError);
+}

@@ -114,4 +114,22 @@ class CenterNormImpl : public BoundedModule {
 };
 TORCH_MODULE(CenterNorm);
 
+// Batch centring ("mean-only batch norm", Salimans & Kingma 2016; the BatchCentering of
+// Trockman & Kolter 2021 and later Lipschitz networks): y = x - mean + beta per channel of an
+// [N, C, H, W] input, the mean over (N, H, W) of the batch while training (tracked in
+// `running_mean` with `momentum`, as BatchNorm2d does) and `running_mean` in eval. A shift only:
+// bound exactly 1 in either mode, so a network using it keeps its scale under the LMT loss
+// (a BatchNorm2d divides by a data-dependent std, which the loss cannot shrink). Parameter
+// `bias` (beta, zeros); buffer `running_mean` (zeros).
+class BatchCentering2dImpl : public BoundedModule {
+ public:
+  explicit BatchCentering2dImpl(int64_t channels, double momentum = 0.1);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+  int64_t channels;
+  double momentum;
+  at::Tensor bias, running_mean;
+};
+TORCH_MODULE(BatchCentering2d);
+
 }  // namespace lmt::lipschitz
