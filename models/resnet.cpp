@@ -1,6 +1,9 @@
 // ResNet-18/34 (basic blocks) and ResNet-50 (bottlenecks) with torchvision's layout and key names;
-// each conv carries the batch-norm after it folded into its bound. CIFAR stem (3x3, no max-pool)
-// below 64 px, ImageNet stem (7x7/2 + 3x3/2 max-pool) from 64 px (option stem=auto|cifar|imagenet).
+// each conv carries the batch-norm after it folded into its bound (norm=batch), or is followed by
+// a batch centring of bound 1 (norm=center). Each residual branch ends in a zero-initialised scale
+// (zero_init_residual=1, the default): every block starts as the identity. CIFAR stem (3x3, no
+// max-pool) below 64 px, ImageNet stem (7x7/2 + 3x3/2 max-pool) from 64 px
+// (option stem=auto|cifar|imagenet).
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
 #include <lmt/lipschitz/rules.h>
@@ -16,50 +19,70 @@ using lipschitz::BoundedConv2d;
 using lipschitz::BoundedConv2dOptions;
 using lipschitz::BoundMode;
 
-// A conv (no bias) whose bound includes the batch-norm registered beside it.
+// A conv (no bias) followed by its normalisation: a BatchNorm2d folded into the conv's bound
+// (norm=batch), or a batch centring (norm=center, a shift of bound 1: the conv's own norm).
 struct ConvBn {
   BoundedConv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
-  at::Tensor forward(const at::Tensor& x) { return bn->forward(conv->forward(x)); }
+  lipschitz::BatchCentering2d center{nullptr};
+  at::Tensor forward(const at::Tensor& x) {
+    at::Tensor y = conv->forward(x);
+    return bn ? bn->forward(y) : center->forward(y);
+  }
   at::Tensor bound(BoundMode mode) { return conv->spectral_norm(mode); }
+  // The block's output starts at 0 (torchvision's zero_init_residual; Fixup without BN).
+  void zero_init() {
+    at::NoGradGuard no_grad;
+    (bn ? bn->weight : conv->weight).zero_();
+  }
 };
 
 ConvBn make_conv_bn(torch::nn::Module& owner, torch::nn::Module& bn_owner,
                     const std::string& conv_name, const std::string& bn_name, int64_t in,
-                    int64_t out, int64_t kernel, int64_t stride, int64_t h, int64_t w) {
+                    int64_t out, int64_t kernel, int64_t stride, int64_t h, int64_t w,
+                    bool center) {
   ConvBn cb;
-  cb.conv = owner.register_module(
-      conv_name, BoundedConv2d(BoundedConv2dOptions(in, out, kernel, h, w)
-                                   .stride(stride)
-                                   .padding(kernel / 2)
-                                   .bias(false)));
-  cb.bn = bn_owner.register_module(bn_name, torch::nn::BatchNorm2d(out));
-  cb.conv->attach_batch_norm(cb.bn);
+  cb.conv =
+      owner.register_module(conv_name, BoundedConv2d(BoundedConv2dOptions(in, out, kernel, h, w)
+                                                         .stride(stride)
+                                                         .padding(kernel / 2)
+                                                         .bias(false)));
+  if (center) {
+    cb.center = bn_owner.register_module(bn_name, lipschitz::BatchCentering2d(out));
+  } else {
+    cb.bn = bn_owner.register_module(bn_name, torch::nn::BatchNorm2d(out));
+    cb.conv->attach_batch_norm(cb.bn);
+  }
   return cb;
 }
 
 // One residual block: y = relu(F(x) + S(x)), S the identity or a strided 1x1 conv + BN.
 class Block : public torch::nn::Module {
  public:
-  Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride, int64_t h, int64_t w) {
+  Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride, int64_t h, int64_t w,
+        bool center, bool zero_init_residual) {
     const int64_t expansion = bottleneck ? 4 : 1, out = planes * expansion;
     if (bottleneck) {
-      branch_.push_back(make_conv_bn(*this, *this, "conv1", "bn1", in, planes, 1, 1, h, w));
-      branch_.push_back(make_conv_bn(*this, *this, "conv2", "bn2", planes, planes, 3, stride, h, w));
+      branch_.push_back(make_conv_bn(*this, *this, "conv1", "bn1", in, planes, 1, 1, h, w, center));
+      branch_.push_back(
+          make_conv_bn(*this, *this, "conv2", "bn2", planes, planes, 3, stride, h, w, center));
       auto& c2 = branch_.back().conv;
       branch_.push_back(make_conv_bn(*this, *this, "conv3", "bn3", planes, out, 1, 1,
-                                     c2->output_height(), c2->output_width()));
+                                     c2->output_height(), c2->output_width(), center));
     } else {
-      branch_.push_back(make_conv_bn(*this, *this, "conv1", "bn1", in, planes, 3, stride, h, w));
+      branch_.push_back(
+          make_conv_bn(*this, *this, "conv1", "bn1", in, planes, 3, stride, h, w, center));
       auto& c1 = branch_.back().conv;
       branch_.push_back(make_conv_bn(*this, *this, "conv2", "bn2", planes, out, 3, 1,
-                                     c1->output_height(), c1->output_width()));
+                                     c1->output_height(), c1->output_width(), center));
     }
+    if (zero_init_residual) branch_.back().zero_init();  // block = identity, bound 1 + 0
     out_h_ = branch_.back().conv->output_height();
     out_w_ = branch_.back().conv->output_width();
     if (stride != 1 || in != out) {
       auto downsample = register_module("downsample", std::make_shared<torch::nn::Module>());
-      shortcut_ = make_conv_bn(*downsample, *downsample, "0", "1", in, out, 1, stride, h, w);
+      shortcut_ =
+          make_conv_bn(*downsample, *downsample, "0", "1", in, out, 1, stride, h, w, center);
     }
   }
 
@@ -93,6 +116,11 @@ class ResNet : public Model {
     if (stem != "imagenet" && stem != "cifar")
       throw ModelError("model option 'stem': expected auto, cifar or imagenet, got '" + stem + "'");
     const int64_t base = c.option_int("width", 64);
+    const std::string norm = c.option_string("norm", "batch");
+    if (norm != "batch" && norm != "center")
+      throw ModelError("model option 'norm': expected batch or center, got '" + norm + "'");
+    const bool center = norm == "center";
+    const bool zero_init_residual = c.option_int("zero_init_residual", 1) != 0;
     if (!c.mean.empty())
       normalize_ = register_module(
           "normalize",
@@ -100,7 +128,7 @@ class ResNet : public Model {
                                         std::vector<double>(c.std.begin(), c.std.end())));
     const bool imagenet = stem == "imagenet";
     stem_ = make_conv_bn(*this, *this, "conv1", "bn1", c.channels, base, imagenet ? 7 : 3,
-                         imagenet ? 2 : 1, c.height, c.width);
+                         imagenet ? 2 : 1, c.height, c.width, center);
     int64_t h = stem_.conv->output_height(), w = stem_.conv->output_width();
     if (imagenet) {
       maxpool_ = register_module("maxpool", lipschitz::MaxPool2d(3, 2, 1));
@@ -114,7 +142,8 @@ class ResNet : public Model {
       const int64_t planes = base << stage;
       for (int64_t i = 0; i < layers[stage]; ++i) {
         const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
-        auto block = std::make_shared<Block>(bottleneck, in, planes, stride, h, w);
+        auto block = std::make_shared<Block>(bottleneck, in, planes, stride, h, w, center,
+                                             zero_init_residual);
         list->push_back(block);
         blocks_.push_back(block);
         h = block->out_h_;
@@ -173,10 +202,14 @@ class ResNet : public Model {
 
 std::shared_ptr<Model> make_resnet(const ModelConfig& config, int depth) {
   switch (depth) {
-    case 18: return std::make_shared<ResNet>(config, false, std::vector<int64_t>{2, 2, 2, 2});
-    case 34: return std::make_shared<ResNet>(config, false, std::vector<int64_t>{3, 4, 6, 3});
-    case 50: return std::make_shared<ResNet>(config, true, std::vector<int64_t>{3, 4, 6, 3});
-    default: throw ModelError("resnet: unsupported depth " + std::to_string(depth));
+    case 18:
+      return std::make_shared<ResNet>(config, false, std::vector<int64_t>{2, 2, 2, 2});
+    case 34:
+      return std::make_shared<ResNet>(config, false, std::vector<int64_t>{3, 4, 6, 3});
+    case 50:
+      return std::make_shared<ResNet>(config, true, std::vector<int64_t>{3, 4, 6, 3});
+    default:
+      throw ModelError("resnet: unsupported depth " + std::to_string(depth));
   }
 }
 

@@ -5,7 +5,9 @@
 // Batch-norm bounds: bn2 directly follows conv1 and is folded into conv1's operator; the first
 // block's bn1 directly follows the stem conv when nothing else reads the stem output, and is
 // folded there; every other bn1 and the final bn follow a residual sum and are bounded by the
-// rule max|gamma|/sqrt(var+eps). Options: depth, widen, dropout.
+// rule max|gamma|/sqrt(var+eps). norm=center replaces every BN by a batch centring (bound 1).
+// conv2 starts at zero (zero_init_residual=1, the default): every block starts as its shortcut.
+// Options: depth, widen, dropout, norm (batch|center), zero_init_residual (1|0).
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
 #include <lmt/lipschitz/rules.h>
@@ -29,15 +31,25 @@ BoundedConv2d conv3x3(int64_t in, int64_t out, int64_t stride, int64_t h, int64_
 
 class WideBlock : public torch::nn::Module {
  public:
-  WideBlock(int64_t in, int64_t out, int64_t stride, int64_t h, int64_t w, double dropout)
+  WideBlock(int64_t in, int64_t out, int64_t stride, int64_t h, int64_t w, double dropout,
+            bool center, bool zero_init_residual)
       : dropout_(dropout) {
-    bn1 = register_module("bn1", torch::nn::BatchNorm2d(in));
     conv1_ = register_module("conv1", conv3x3(in, out, stride, h, w));
-    bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
-    conv1_->attach_batch_norm(bn2_);
+    if (center) {
+      center1 = register_module("bn1", lipschitz::BatchCentering2d(in));
+      center2_ = register_module("bn2", lipschitz::BatchCentering2d(out));
+    } else {
+      bn1 = register_module("bn1", torch::nn::BatchNorm2d(in));
+      bn2_ = register_module("bn2", torch::nn::BatchNorm2d(out));
+      conv1_->attach_batch_norm(bn2_);
+    }
     out_h = conv1_->output_height();
     out_w = conv1_->output_width();
     conv2_ = register_module("conv2", conv3x3(out, out, 1, out_h, out_w));
+    if (zero_init_residual) {  // the branch starts at 0 (Fixup; bound 0 until it learns)
+      at::NoGradGuard no_grad;
+      conv2_->weight.zero_();
+    }
     if (in != out || stride != 1)
       shortcut_ = register_module(
           "shortcut",
@@ -48,29 +60,32 @@ class WideBlock : public torch::nn::Module {
   bool preactivation_shared() const { return !shortcut_.is_empty(); }
 
   at::Tensor forward(const at::Tensor& x) {
-    at::Tensor a = bn1->forward(x).relu();
-    at::Tensor y = bn2_->forward(conv1_->forward(a)).relu();
+    at::Tensor a = (bn1 ? bn1->forward(x) : center1->forward(x)).relu();
+    at::Tensor y = conv1_->forward(a);
+    y = (bn2_ ? bn2_->forward(y) : center2_->forward(y)).relu();
     if (dropout_ > 0) y = at::dropout(y, dropout_, is_training());
     y = conv2_->forward(y);
     return y + (preactivation_shared() ? shortcut_->forward(a) : x);
   }
 
   at::Tensor bound(BoundMode mode) {
-    at::Tensor bn1_bound =
-        bn1_folded ? lipschitz::constant_bound(1.0, mode) : lipschitz::batch_norm_bound(bn1, mode);
+    at::Tensor bn1_bound = (bn1_folded || !bn1) ? lipschitz::constant_bound(1.0, mode)
+                                                : lipschitz::batch_norm_bound(bn1, mode);
     at::Tensor branch = conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode);
     if (preactivation_shared()) return bn1_bound * (branch + shortcut_->spectral_norm(mode));
     return bn1_bound * branch + 1.0;
   }
 
-  torch::nn::BatchNorm2d bn1{nullptr};
-  bool bn1_folded = false;  // bn1 is part of the stem conv's operator
+  torch::nn::BatchNorm2d bn1{nullptr};           // norm=batch
+  lipschitz::BatchCentering2d center1{nullptr};  // norm=center (bound 1)
+  bool bn1_folded = false;                       // bn1 is part of the stem conv's operator
   int64_t out_h = 0, out_w = 0;
 
  private:
   double dropout_;
   BoundedConv2d conv1_{nullptr}, conv2_{nullptr}, shortcut_{nullptr};
   torch::nn::BatchNorm2d bn2_{nullptr};
+  lipschitz::BatchCentering2d center2_{nullptr};
 };
 
 class WideResNet : public Model {
@@ -79,6 +94,12 @@ class WideResNet : public Model {
     const int64_t depth = c.option_int("depth", default_depth);
     const int64_t widen = c.option_int("widen", default_widen);
     const double dropout = c.option_double("dropout", 0.0);
+    const std::string norm = c.option_string("norm", "batch");
+    if (norm != "batch" && norm != "center")
+      throw ModelError(c.name + ": model option 'norm': expected batch or center, got '" + norm +
+                       "'");
+    const bool center = norm == "center";
+    const bool zero_init_residual = c.option_int("zero_init_residual", 1) != 0;
     if (depth < 10 || (depth - 4) % 6 != 0)
       throw ModelError(c.name + ": model option 'depth' must be 6n+4 with n >= 1, got " +
                        std::to_string(depth));
@@ -96,7 +117,8 @@ class WideResNet : public Model {
       const int64_t out = (16 << group) * widen;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t stride = (group > 0 && i == 0) ? 2 : 1;
-        auto block = std::make_shared<WideBlock>(in, out, stride, h, w, dropout);
+        auto block =
+            std::make_shared<WideBlock>(in, out, stride, h, w, dropout, center, zero_init_residual);
         list->push_back(block);
         blocks_.push_back(block);
         h = block->out_h;
@@ -104,11 +126,14 @@ class WideResNet : public Model {
         in = out;
       }
     }
-    if (blocks_.front()->preactivation_shared()) {
+    if (!center && blocks_.front()->preactivation_shared()) {
       stem_->attach_batch_norm(blocks_.front()->bn1);
       blocks_.front()->bn1_folded = true;
     }
-    bn_ = register_module("bn", torch::nn::BatchNorm2d(in));
+    if (center)
+      center_ = register_module("bn", lipschitz::BatchCentering2d(in));
+    else
+      bn_ = register_module("bn", torch::nn::BatchNorm2d(in));
     pool_ = register_module("avgpool", lipschitz::GlobalAvgPool(h, w));
     fc_ = register_module("fc", lipschitz::BoundedLinear(in, c.num_classes));
   }
@@ -117,14 +142,16 @@ class WideResNet : public Model {
     at::Tensor x = normalize_ ? normalize_->forward(input) : input;
     x = stem_->forward(x);
     for (auto& block : blocks_) x = block->forward(x);
-    return fc_->forward(pool_->forward(bn_->forward(x).relu()));
+    x = bn_ ? bn_->forward(x) : center_->forward(x);
+    return fc_->forward(pool_->forward(x.relu()));
   }
 
   at::Tensor body_bound(BoundMode mode) {
     at::Tensor bound = stem_->spectral_norm(mode);
     if (normalize_) bound = bound * normalize_->lipschitz_bound(mode);
     for (auto& block : blocks_) bound = bound * block->bound(mode);
-    return bound * lipschitz::batch_norm_bound(bn_, mode) * pool_->lipschitz_bound(mode);
+    if (bn_) bound = bound * lipschitz::batch_norm_bound(bn_, mode);
+    return bound * pool_->lipschitz_bound(mode);
   }
 
   at::Tensor lipschitz_bound(BoundMode mode) override {
@@ -143,6 +170,7 @@ class WideResNet : public Model {
   BoundedConv2d stem_{nullptr};
   std::vector<std::shared_ptr<WideBlock>> blocks_;
   torch::nn::BatchNorm2d bn_{nullptr};
+  lipschitz::BatchCentering2d center_{nullptr};
   lipschitz::GlobalAvgPool pool_{nullptr};
   lipschitz::BoundedLinear fc_{nullptr};
 };

@@ -6,10 +6,12 @@
 
 #include <lmt/lipschitz/bounded_module.h>
 #include <lmt/models/model.h>
+#include <torch/nn/modules/batchnorm.h>
 
 #include "zoo.h"
 
 namespace lm = lmt::models;
+namespace lip = lmt::lipschitz;
 using lm::testing::small_config;
 
 namespace {
@@ -131,5 +133,48 @@ TEST(ModelZoo, BadOptionsNameTheOption) {
     ADD_FAILURE() << "patch 5 on 16x16 accepted";
   } catch (const lm::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("patch"), std::string::npos);
+  }
+}
+
+// zero_init_residual (default 1): each residual branch ends in a zero scale, so every block starts
+// as its shortcut and the bound at initialisation is far below the one of the same weights with
+// the branches switched on. norm=center swaps every BatchNorm2d for a batch centring (bound 1)
+// without changing the parameter layout of the convs.
+TEST(ModelZoo, ResidualBranchesStartAtZeroAndNormCenterReplacesBatchNorm) {
+  struct Case {
+    std::string spec, zero_key;
+  };
+  for (const Case& k : {Case{"resnet18", "layer1.0.bn2.weight"},
+                        Case{"resnet18:norm=center", "layer1.0.conv2.weight"},
+                        Case{"wrn16-4", "block1.0.conv2.weight"},
+                        Case{"wrn28-10:norm=center", "block1.0.conv2.weight"}}) {
+    SCOPED_TRACE(k.spec);
+    at::manual_seed(5);
+    auto zero = lm::make_model(small_config(k.spec));
+    auto params = zero->named_parameters();
+    ASSERT_TRUE(params.contains(k.zero_key));
+    EXPECT_EQ(params[k.zero_key].abs().max().item<double>(), 0.0);
+    auto c = small_config(k.spec);
+    c.options["zero_init_residual"] = "0";
+    at::manual_seed(5);
+    auto plain = lm::make_model(c);
+    EXPECT_GT(plain->named_parameters()[k.zero_key].abs().max().item<double>(), 0.0);
+    zero->eval();
+    plain->eval();
+    EXPECT_LT(zero->lipschitz_bound(lip::BoundMode::kSound).item<double>(),
+              plain->lipschitz_bound(lip::BoundMode::kSound).item<double>());
+    const bool center = k.spec.find("center") != std::string::npos;
+    bool has_batch_norm = false;
+    for (const auto& m : zero->named_modules())
+      if (dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.value().get())) has_batch_norm = true;
+    EXPECT_EQ(has_batch_norm, !center);
+  }
+  auto c = small_config("resnet18");
+  c.options["norm"] = "layer";
+  try {
+    lm::make_model(c);
+    ADD_FAILURE() << "norm=layer accepted";
+  } catch (const lm::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("norm"), std::string::npos);
   }
 }

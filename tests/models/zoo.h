@@ -10,8 +10,10 @@
 
 namespace lmt::models::testing {
 
-inline ModelConfig small_config(const std::string& name, int64_t channels = 1, int64_t size = 16,
+// `name` may carry extra options after a colon: "resnet18:norm=center".
+inline ModelConfig small_config(const std::string& spec, int64_t channels = 1, int64_t size = 16,
                                 int64_t classes = 3) {
+  const std::string name = spec.substr(0, spec.find(':'));
   ModelConfig c;
   c.name = name;
   c.num_classes = classes;
@@ -30,11 +32,25 @@ inline ModelConfig small_config(const std::string& name, int64_t channels = 1, i
         {"depths", "1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}, {"alpha", "0.5"}};
   if (name == "lipshift-cifar")
     c.options = {{"depths", "1,1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}};
+  if (spec.find(':') != std::string::npos) {
+    const std::string extra = spec.substr(spec.find(':') + 1);
+    c.options[extra.substr(0, extra.find('='))] = extra.substr(extra.find('=') + 1);
+  }
   return c;
 }
 
 inline std::vector<std::string> bounded_models() {
-  return {"wrn16-4", "wrn28-10", "lipshift", "lipshift-cifar", "resnet18", "resnet50", "lmt-mnist"};
+  return {"wrn16-4",
+          "wrn28-10",
+          "lipshift",
+          "lipshift-cifar",
+          "resnet18",
+          "resnet50",
+          "lmt-mnist",
+          "resnet18:norm=center",
+          "resnet50:norm=center",
+          "wrn16-4:norm=center",
+          "wrn28-10:norm=center"};
 }
 
 // Batch-norm statistics and affine parameters, CenterNorm gains and LipShiFT scales drawn at
@@ -46,7 +62,9 @@ inline void randomize_normalizations(Model& model) {
     auto ends = [&](const std::string& s) {
       return key.size() >= s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0;
     };
-    if (ends("scale"))
+    if (p.value().dim() == 4 && p.value().abs().max().item<double>() == 0.0)
+      p.value().normal_(0, 0.2);  // a zero-initialised residual branch (zero_init_residual)
+    else if (ends("scale"))
       p.value().uniform_(-0.8, 0.8);
     else if (p.value().dim() == 1 && ends("weight"))
       p.value().uniform_(0.5, 1.5);  // BN, CN
