@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,18 +29,26 @@ double seconds_since(Clock::time_point t0) {
 struct Row {
   std::string name;
   int64_t size;
+  std::map<std::string, std::string> options;
 };
 
 int bounds(const std::vector<std::string>& only) {
-  const std::vector<Row> rows = {{"lmt-mnist", 28},      {"resnet18", 28}, {"resnet50", 28},
-                                 {"wrn16-4", 28},        {"wrn28-10", 28}, {"lipshift", 32},
-                                 {"lipshift-cifar", 32}, {"vit-tiny", 28}, {"vit-small", 28}};
-  std::printf("%-15s %5s %12s %12s %12s %9s %12s\n", "model", "input", "parameters", "L_sound",
+  const std::map<std::string, std::string> center{{"norm", "center"}};
+  const std::vector<Row> rows = {
+      {"lmt-mnist", 28, {}},   {"resnet18", 28, {}},       {"resnet18", 28, center},
+      {"resnet50", 28, {}},    {"resnet50", 28, center},   {"wrn16-4", 28, {}},
+      {"wrn16-4", 28, center}, {"wrn28-10", 28, {}},       {"wrn28-10", 28, center},
+      {"lipshift", 32, {}},    {"lipshift-cifar", 32, {}}, {"vit-tiny", 28, {}},
+      {"vit-small", 28, {}}};
+  std::printf("%-22s %5s %12s %12s %12s %9s %12s\n", "model", "input", "parameters", "L_sound",
               "L_estimate", "sound/est", "step_ms(b32)");
   for (const auto& row : rows) {
     if (!only.empty() && std::find(only.begin(), only.end(), row.name) == only.end()) continue;
     lm::ModelConfig c;
     c.name = row.name;
+    c.options = row.options;
+    std::string label = row.name;
+    for (const auto& [key, value] : row.options) label += " " + key + "=" + value;
     c.channels = 1;
     c.height = c.width = row.size;
     c.mean = {0.2860f};  // Fashion-MNIST train mean/std
@@ -75,11 +84,11 @@ int bounds(const std::vector<std::string>& only) {
     char step[32] = "-";
     if (reps > 0) std::snprintf(step, sizeof step, "%.1f", step_ms);
     if (sound >= 0)
-      std::printf("%-15s %5lld %12lld %12.4g %12.4g %9.3f %12s\n", row.name.c_str(),
+      std::printf("%-22s %5lld %12lld %12.4g %12.4g %9.3f %12s\n", label.c_str(),
                   (long long)row.size, (long long)lm::parameter_count(*model), sound, estimate,
                   sound / estimate, step);
     else
-      std::printf("%-15s %5lld %12lld %12s %12s %9s %12s\n", row.name.c_str(), (long long)row.size,
+      std::printf("%-22s %5lld %12lld %12s %12s %9s %12s\n", label.c_str(), (long long)row.size,
                   (long long)lm::parameter_count(*model), "none", "none", "-", step);
     std::fflush(stdout);
   }
