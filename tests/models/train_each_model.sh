@@ -17,13 +17,15 @@ runs=(
   "lipshift-cifar|lmt|--model-option depths=1,1,1 --model-option width=16 --pad-to 32"
   "resnet18|lmt|--model-option width=8"
   "resnet50|lmt|--model-option width=4"
+  "resnet18|lmt|--model-option width=8 --model-option norm=center"
+  "wrn16-4|lmt|--model-option depth=10 --model-option widen=1 --model-option norm=center"
   "vit-tiny|ce|--model-option patch=7 --model-option depth=2 --model-option width=32 --model-option heads=2"
   "vit-small|ce|--model-option patch=4 --model-option depth=1 --model-option width=32 --model-option heads=4 --pad-to 32"
 )
 status=0
 for run in "${runs[@]}"; do
   IFS='|' read -r name loss flags <<<"$run"
-  out="$TMP/run-$name"
+  out="$TMP/run-$name-$(echo "$flags" | tr -c 'a-z0-9' '_' | tail -c 40)"
   # shellcheck disable=SC2086
   if ! "$LMT_BIN" train --data "$TMP/fm" --out "$out" --model "$name" --loss "$loss" \
       --epochs 1 --max-steps 5 --batch-size 32 --threads 1 --seed 1 $flags >"$out.log" 2>&1; then
