@@ -2,6 +2,11 @@
 // launch a bucket's all-reduce when its last gradient lands, and the finish() that waits and
 // writes the averages back. Buckets are launched strictly in bucket order on every rank so that
 // collectives match across ranks even when gradients arrive in different orders.
+// After the first finish() every gradient is a view into its bucket's flat buffer (DDP's
+// gradient_as_bucket_view): backward accumulates straight into the bucket, the all-reduce runs in
+// place, and neither the copy in nor the copy out is needed. A gradient replaced behind our back
+// (zero_grad(set_to_none), an assignment) is detected by its data pointer, copied once, and made
+// a view again.
 #include <lmt/dist/error.h>
 #include <lmt/dist/grad_sync.h>
 
@@ -11,6 +16,7 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <mutex>
+#include <vector>
 
 namespace lmt::dist {
 
@@ -68,22 +74,28 @@ struct GradSync::State {
     arrived_twice = false;
   }
 
-  // Called with mu held. Copies the bucket's gradients (zeros for those that did not arrive)
-  // into its flat buffer and starts the averaging all-reduce.
+  at::Tensor slot(size_t b, size_t s) const {
+    const size_t i = buckets[b].params[s];
+    return flats[b].narrow(0, buckets[b].offsets[s], params[i].numel());
+  }
+
+  // Called with mu held. Gathers the bucket's gradients (zeros for those that did not arrive)
+  // into its flat buffer, a no-op for those already viewing it, and starts the averaging
+  // all-reduce.
   void launch(size_t b) {
     at::NoGradGuard no_grad;
     const GradBucket& bucket = buckets[b];
-    at::Tensor& flat = flats[b];
     for (size_t s = 0; s < bucket.params.size(); ++s) {
       const size_t i = bucket.params[s];
-      at::Tensor slot = flat.narrow(0, bucket.offsets[s], params[i].numel());
+      at::Tensor dst = slot(b, s);
       const at::Tensor& g = params[i].grad();
       if (g.defined() && (ready[i] || !options.overlap())) {
-        slot.copy_(g.reshape(-1));
+        if (g.data_ptr() != dst.data_ptr() || !g.is_contiguous()) dst.copy_(g.reshape(-1));
       } else {
-        slot.zero_();
+        dst.zero_();
       }
     }
+    at::Tensor& flat = flats[b];
     works[b] = comm->all_reduce_async(flat, ReduceOp::kAvg);
   }
 
@@ -194,11 +206,16 @@ void GradSync::finish() {
     const GradBucket& bucket = s.buckets[b];
     for (size_t k = 0; k < bucket.params.size(); ++k) {
       at::Tensor& p = s.params[bucket.params[k]];
-      at::Tensor mean = s.flats[b].narrow(0, bucket.offsets[k], p.numel()).view(p.sizes());
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(mean);
-      } else {
-        p.mutable_grad() = mean.clone();
+      at::Tensor mean = s.slot(b, k);
+      // From now on the gradient IS the bucket slot (nothing to copy next step). It aliases the
+      // bucket's storage through set_() rather than view(): an autograd view would make
+      // Optimizer::zero_grad()'s detach_() throw.
+      if (!p.grad().defined() || p.grad().data_ptr() != mean.data_ptr()) {
+        std::vector<int64_t> strides(static_cast<size_t>(p.dim()), 1);
+        for (int64_t d = p.dim() - 2; d >= 0; --d) strides[d] = strides[d + 1] * p.size(d + 1);
+        at::Tensor grad = at::empty({0}, mean.options());
+        grad.set_(mean.storage(), mean.storage_offset(), p.sizes(), strides);
+        p.mutable_grad() = grad;
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <lmt/dist/module_sync.h>
 #include <lmt/dist/runtime.h>
 #include <lmt/dist/vector_sync.h>
+#include <torch/optim/sgd.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -208,6 +209,26 @@ void probe_equivalence(std::shared_ptr<dist::Communicator> comm) {
     if (!got[k].requires_grad()) continue;
     check(at::allclose(got[k].grad(), want[k].grad(), 1e-5, 1e-6),
           "parameter " + std::to_string(k) + " gradient equals the single-process global batch's");
+  }
+  // Optimizer steps: after finish() the gradients are views into GradSync's buckets, and
+  // zero_grad() (in-place zeroing) and step() work on them; the replicas stay equal to the
+  // single-process run.
+  torch::optim::SGD whole_opt(whole.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  torch::optim::SGD net_opt(net.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  whole_opt.step();
+  net_opt.step();
+  for (int step = 0; step < 3; ++step) {
+    whole_opt.zero_grad();
+    whole.loss(x, y, true).backward();
+    whole_opt.step();
+    net_opt.zero_grad();
+    net.loss(x.narrow(0, r * shard, shard), y.narrow(0, r * shard, shard), true).backward();
+    sync.finish();
+    net_opt.step();
+  }
+  for (size_t k = 0; k < got.size(); ++k) {
+    check(at::allclose(got[k], want[k], 1e-5, 1e-6),
+          "parameter " + std::to_string(k) + " after 4 SGD steps equals the single process's");
   }
 }
 
