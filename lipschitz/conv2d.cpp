@@ -110,12 +110,16 @@ at::Tensor BoundedConv2dImpl::apply_operator(const at::Tensor& u) const {
 at::Tensor BoundedConv2dImpl::apply_adjoint(const at::Tensor& v) const {
   at::Tensor x = v;
   if (has_batch_norm()) x = x * batch_norm_scale(v.scalar_type()).view({1, -1, 1, 1});
-  const int64_t k = options.kernel_size(), s = options.stride(), p = options.padding();
-  // conv_transpose2d yields (Ho-1)s - 2p + k; output_padding restores the true input size.
-  const int64_t pad_h = options.input_height() - ((output_height() - 1) * s - 2 * p + k);
-  const int64_t pad_w = options.input_width() - ((output_width() - 1) * s - 2 * p + k);
-  return at::conv_transpose2d(x, weight.to(v.scalar_type()), {}, s, p, {pad_h, pad_w},
-                              options.groups(), 1);
+  // A^T v is the input gradient of the conv at output gradient v: convolution_backward computes
+  // exactly that map (input shape from `shape`, never read) through the optimised conv
+  // backward kernels; conv_transpose2d takes a slow generic path on CPU (docs/lmt-results.md).
+  const at::Tensor shape =
+      at::empty({x.size(0), options.in_channels(), options.input_height(), options.input_width()},
+                x.options());
+  const int64_t s = options.stride(), p = options.padding();
+  return std::get<0>(at::convolution_backward(x, shape, weight.to(v.scalar_type()), c10::nullopt,
+                                              {s, s}, {p, p}, {1, 1}, /*transposed=*/false, {0, 0},
+                                              options.groups(), {true, false, false}));
 }
 
 void BoundedConv2dImpl::power_iteration_step(int iterations) {
