@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache clang-format
   libtorch-dev                                  # LibTorch 1.13 (CPU)
+  libopenblas0-openmp                           # BLAS/LAPACK behind torch's matmul, eigvalsh
   libopenmpi-dev openmpi-bin                    # MPI launcher and CPU transport
   libhdf5-dev                                   # dataset files
   libboost-program-options-dev                  # CLI flags and INI configs
