@@ -1,5 +1,6 @@
 // lmt::lipschitz: BoundedConv2d, a 2-D convolution on a fixed input size (optionally folded with
-// the batch-norm after it); power iteration via conv / conv_transpose, sound bound via FFT.
+// the batch-norm after it); power iteration via the conv and its adjoint (convolution_backward),
+// sound bound via FFT.
 #include <cmath>
 
 #include <lmt/lipschitz/layers.h>
