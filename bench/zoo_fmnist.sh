@@ -22,6 +22,7 @@ runs=(
   "resnet18 w8 center|resnet18|lmt|--model-option width=8 --model-option norm=center"
   "wrn16-1 batch|wrn16-4|lmt|--model-option widen=1"
   "wrn16-1 center|wrn16-4|lmt|--model-option widen=1 --model-option norm=center"
+  "wrn28-1 center|wrn28-10|lmt|--model-option widen=1 --model-option norm=center"
   "lipshift w32|lipshift|lmt|--model-option width=32 --pad-to 32"
   "lipshift-cifar w16|lipshift-cifar|lmt|--model-option width=16 --model-option dropout=0 --model-option drop_path=0 --pad-to 32"
   "vit-tiny d6 (ce)|vit-tiny|ce|--model-option patch=4 --model-option depth=6"
