@@ -186,20 +186,20 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   const int rank = s.comm->rank(), world = s.comm->size();
   const std::string train_file = o.data_dir + "/train.h5", test_file = o.data_dir + "/test.h5";
   const int64_t pad = o.pad_to;
-  s.train_loader = std::make_unique<data::Loader>(
-      train_file, data::LoaderOptions()
-                      .batch_size(o.batch_size)
-                      .rank(rank)
-                      .world_size(world)
-                      .seed(o.seed)
-                      .shuffle(true)
-                      .drop_last(true)
-                      .random_crop_padding(o.random_crop_padding)
-                      .horizontal_flip(o.horizontal_flip)
-                      .pad_to(pad, pad)
-                      .threads(o.loader_threads)
-                      .prefetch(o.prefetch)
-                      .image_size(o.image_size));
+  s.train_loader =
+      std::make_unique<data::Loader>(train_file, data::LoaderOptions()
+                                                     .batch_size(o.batch_size)
+                                                     .rank(rank)
+                                                     .world_size(world)
+                                                     .seed(o.seed)
+                                                     .shuffle(true)
+                                                     .drop_last(true)
+                                                     .random_crop_padding(o.random_crop_padding)
+                                                     .horizontal_flip(o.horizontal_flip)
+                                                     .pad_to(pad, pad)
+                                                     .threads(o.loader_threads)
+                                                     .prefetch(o.prefetch)
+                                                     .image_size(o.image_size));
   s.test_loader = std::make_unique<data::Loader>(
       test_file, data::LoaderOptions()
                      .batch_size(std::max<int64_t>(o.batch_size, 256 * world))
@@ -233,11 +233,11 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);
   s.optimizer = make_optimizer(o, s.model->parameters());
-  s.grad_sync = std::make_unique<dist::GradSync>(
-      s.comm, s.model->parameters(),
-      dist::GradSyncOptions()
-          .bucket_cap_bytes(int64_t(o.bucket_cap_mb * 1024 * 1024))
-          .overlap(o.overlap));
+  s.grad_sync =
+      std::make_unique<dist::GradSync>(s.comm, s.model->parameters(),
+                                       dist::GradSyncOptions()
+                                           .bucket_cap_bytes(int64_t(o.bucket_cap_mb * 1024 * 1024))
+                                           .overlap(o.overlap));
 
   if (s.is_root()) {
     if (o.out_dir.empty()) throw TrainError("--out: a run directory is required");
@@ -448,6 +448,21 @@ TrainSummary Trainer::run() {
                     (long long)(epoch + 1), sums[2] > 0 ? sums[0] / sums[2] : 0.0,
                     summary.train_accuracy, summary.test_accuracy, images_per_s);
       s.message(text);
+      // A constant classifier is the LMT loss's cheapest answer when c is too large for the
+      // network's bound (deep models, batch norm): say so instead of training on silently (after
+      // 200 steps; a short run has not learnt anything yet either).
+      const int64_t classes = s.model->config().num_classes;
+      if (o.loss == "lmt" && classes > 1 && s.global_step >= 200 &&
+          summary.train_accuracy < 1.5 / double(classes)) {
+        char warning[512];
+        std::snprintf(warning, sizeof warning,
+                      "warning: train accuracy %.4f is near chance (1/%lld) and L is %.4g: the LMT "
+                      "loss is collapsing the model towards a constant; lower --lmt-c (now %g), "
+                      "warm it up with --lmt-c-warmup, and for resnet/wrn use --model-option "
+                      "norm=center (models/README.md)",
+                      summary.train_accuracy, (long long)classes, last_bound, o.lmt_c);
+        s.message(warning);
+      }
     }
     summary.images_per_s = images_per_s;
   }
