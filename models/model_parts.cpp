@@ -16,6 +16,14 @@ lipschitz::InputNormalization make_input_normalization(torch::nn::Module& owner,
                                                  std::vector<double>(c.std.begin(), c.std.end())));
 }
 
+bool uses_batch_centering(const ModelConfig& config) {
+  const std::string norm = config.option_string("norm", "batch");
+  if (norm != "batch" && norm != "center")
+    throw ModelError(config.name + ": model option 'norm': expected batch or center, got '" + norm +
+                     "'");
+  return norm == "center";
+}
+
 at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode) {
   switch (mode) {
     case BoundMode::kTrain:

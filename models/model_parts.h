@@ -13,6 +13,10 @@ namespace lmt::models {
 lipschitz::InputNormalization make_input_normalization(torch::nn::Module& owner,
                                                        const ModelConfig& config);
 
+// The model option `norm` of ResNet/WRN: true for "center" (BatchCentering2d), false for
+// "batch" (the default, BatchNorm2d); ModelError naming the option otherwise.
+bool uses_batch_centering(const ModelConfig& config);
+
 // max_c |v_c|: the bound of y_c = v_c x_c. Differentiable in kTrain, float64 in kSound.
 at::Tensor max_abs_bound(const at::Tensor& v, lipschitz::BoundMode mode);
 

@@ -11,6 +11,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "builtin_models.h"
+#include "model_parts.h"
 
 namespace lmt::models {
 namespace {
@@ -116,10 +117,7 @@ class ResNet : public Model {
     if (stem != "imagenet" && stem != "cifar")
       throw ModelError("model option 'stem': expected auto, cifar or imagenet, got '" + stem + "'");
     const int64_t base = c.option_int("width", 64);
-    const std::string norm = c.option_string("norm", "batch");
-    if (norm != "batch" && norm != "center")
-      throw ModelError("model option 'norm': expected batch or center, got '" + norm + "'");
-    const bool center = norm == "center";
+    const bool center = uses_batch_centering(c);
     const bool zero_init_residual = c.option_int("zero_init_residual", 1) != 0;
     if (!c.mean.empty())
       normalize_ = register_module(

@@ -94,11 +94,7 @@ class WideResNet : public Model {
     const int64_t depth = c.option_int("depth", default_depth);
     const int64_t widen = c.option_int("widen", default_widen);
     const double dropout = c.option_double("dropout", 0.0);
-    const std::string norm = c.option_string("norm", "batch");
-    if (norm != "batch" && norm != "center")
-      throw ModelError(c.name + ": model option 'norm': expected batch or center, got '" + norm +
-                       "'");
-    const bool center = norm == "center";
+    const bool center = uses_batch_centering(c);
     const bool zero_init_residual = c.option_int("zero_init_residual", 1) != 0;
     if (depth < 10 || (depth - 4) % 6 != 0)
       throw ModelError(c.name + ": model option 'depth' must be 6n+4 with n >= 1, got " +
