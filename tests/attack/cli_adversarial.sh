@@ -2,12 +2,10 @@
 # lmt train --loss pgd-at / trades (and PGD-AT with the HE head) a few steps on Fashion-MNIST,
 # then lmt attack on the results (1 and 2 ranks) and on a briefly LMT-trained model; asserts the
 # JSON fields and their consistency (worst case <= every attack <= clean; certified <= attacked).
-set -uo pipefail
-[ -x "$LMT_BIN" ] || { echo "lmt not built at $LMT_BIN"; exit 1; }
-[ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST"; exit 77; }
-TMP="${LMT_TEST_TMP:-/tmp/lmt-attack-test}"
-rm -rf "$TMP" && mkdir -p "$TMP"
-"$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$TMP/fm" >/dev/null || { echo "FAIL: convert"; exit 1; }
+source "$(dirname "$0")/../cli/lib.sh"  # LMT_TEST_TMP (fresh), fail, convert_fmnist
+set +e  # this script checks exit codes itself
+TMP="$LMT_TEST_TMP"
+convert_fmnist "$TMP/fm" || { echo "FAIL: convert"; exit 1; }
 COMMON="--data $TMP/fm --epochs 1 --max-steps 20 --batch-size 50 --threads 1 --seed 1"
 status=0
 fail() { echo "FAIL: $*"; status=1; }

@@ -2,12 +2,10 @@
 # The ViT (vit-tiny, small options) trains with PGD-AT and a linear eps warm-up on Fashion-MNIST
 # without divergence: the run completes (the trainer aborts on a non-finite loss at any step) and
 # its epoch loss is finite and below the loss of a uniform guess by the end.
-set -uo pipefail
-[ -x "$LMT_BIN" ] || { echo "lmt not built at $LMT_BIN"; exit 1; }
-[ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST"; exit 77; }
-TMP="${LMT_TEST_TMP:-/tmp/lmt-vit-adv-test}"
-rm -rf "$TMP" && mkdir -p "$TMP"
-"$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$TMP/fm" >/dev/null || { echo "FAIL: convert"; exit 1; }
+source "$(dirname "$0")/../cli/lib.sh"  # LMT_TEST_TMP (fresh), fail, convert_fmnist
+set +e  # this script checks exit codes itself
+TMP="$LMT_TEST_TMP"
+convert_fmnist "$TMP/fm" || { echo "FAIL: convert"; exit 1; }
 "$LMT_BIN" train --data "$TMP/fm" --out "$TMP/vit" --model vit-tiny --model-option patch=7 \
   --model-option depth=2 --model-option width=32 --model-option heads=2 --loss pgd-at --norm Linf \
   --eps 0.1 --attack-steps 2 --eps-warmup 0.02 --epochs 1 --max-steps 60 --batch-size 32 \

@@ -4,13 +4,9 @@
 # steps of real Fashion-MNIST, then `lmt certify` with the sound bound. Chance is 10%; the
 # measured runs reach about 65% clean and 16-21% certified at l2 radius 0.05. And the trainer warns
 # when the LMT loss collapses a model (batch-norm ResNet-18 at c = 1), not when it learns.
-set -uo pipefail
-[ -x "$LMT_BIN" ] || { echo "lmt not built at $LMT_BIN"; exit 1; }
-[ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST"; exit 77; }
-TMP="${LMT_TEST_TMP:-/tmp/lmt-learns-test}"
-rm -rf "$TMP" && mkdir -p "$TMP"
-fail() { echo "FAIL: $*"; exit 1; }
-"$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$TMP/fm" >/dev/null || fail "convert"
+source "$(dirname "$0")/../cli/lib.sh"  # LMT_TEST_TMP (fresh), fail, convert_fmnist
+TMP="$LMT_TEST_TMP"
+convert_fmnist "$TMP/fm" || fail "convert"
 "$LMT_BIN" train --data "$TMP/fm" --out "$TMP/run" --model resnet18 --model-option width=8 \
   --model-option norm=center --loss lmt --lmt-c 0.1 --lmt-c-warmup 1 --normalize 0 \
   --batch-size 64 --max-steps 300 --threads 1 --seed 1 >"$TMP/train.json" 2>"$TMP/train.log" ||

@@ -2,12 +2,10 @@
 # Each architecture (tiny option sizes) trains a few steps on Fashion-MNIST through the real CLI
 # with the LMT loss (ViT: cross-entropy) and writes a finite loss (and, for LMT, a finite
 # positive bound) to metrics.jsonl.
-set -uo pipefail
-[ -x "$LMT_BIN" ] || { echo "lmt not built at $LMT_BIN"; exit 1; }
-[ -f "$FMNIST_DIR/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST"; exit 77; }
-TMP="${LMT_TEST_TMP:-/tmp/lmt-models-test}"
-rm -rf "$TMP" && mkdir -p "$TMP"
-"$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$TMP/fm" >/dev/null || { echo "FAIL: convert"; exit 1; }
+source "$(dirname "$0")/../cli/lib.sh"  # LMT_TEST_TMP (fresh), fail, convert_fmnist
+set +e  # this script checks exit codes itself
+TMP="$LMT_TEST_TMP"
+convert_fmnist "$TMP/fm" || { echo "FAIL: convert"; exit 1; }
 
 # name|loss|extra flags
 runs=(
