@@ -2,9 +2,11 @@
 // Every failure becomes a DataError naming the file and the attribute or dataset.
 #include <lmt/data/dataset_file.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
+#include "hdf5_guard.h"
 #include "hdf5_handle.h"
 #include "sharded_read.h"
 
@@ -89,7 +91,10 @@ std::vector<std::string> read_string_attribute(hid_t file, const std::string& pa
 #endif
   } else {
     const size_t width = H5Tget_size(file_type.get());
+    if (width == 0 || width > (size_t{1} << 20)) fail(path, what + " has an implausible width");
     checked(H5Tset_size(mem_type.get(), width), path, what);
+    checked(H5Tset_cset(mem_type.get(), H5Tget_cset(file_type.get())), path, what);
+    checked(H5Tset_strpad(mem_type.get(), H5T_STR_NULLPAD), path, what);
     std::vector<char> buffer(n * width);
     checked(H5Aread(attr.get(), mem_type.get(), buffer.data()), path, "cannot read " + what);
     for (size_t i = 0; i < n; ++i)
@@ -147,10 +152,16 @@ DatasetInfo read_info(hid_t file, const std::string& path) {
     fail(path, "attribute 'class_names' has " + std::to_string(info.class_names.size()) +
                    " entries, expected num_classes = " + std::to_string(info.num_classes));
   for (const char* name : {"mean", "std"}) {
-    const auto& v = std::string(name) == "mean" ? info.mean : info.std;
+    const bool is_std = std::string(name) == "std";
+    const auto& v = is_std ? info.std : info.mean;
     if (static_cast<int64_t>(v.size()) != info.channels)
       fail(path, std::string("attribute '") + name + "' has " + std::to_string(v.size()) +
                      " entries, expected channels = " + std::to_string(info.channels));
+    // The loader divides by std: inf, nan or 0 would only surface as a diverged training.
+    for (size_t c = 0; c < v.size(); ++c)
+      if (!std::isfinite(v[c]) || (is_std && !(v[c] > 0)))
+        fail(path, std::string("attribute '") + name + "' entry " + std::to_string(c) + " = " +
+                       std::to_string(v[c]) + " must be finite" + (is_std ? " and positive" : ""));
   }
 
   if (H5Aexists(file, "layout") > 0) {  // sharded index (sharded.h)
@@ -222,12 +233,6 @@ std::vector<int32_t> read_all_labels(hid_t file, const DatasetInfo& info, const 
 }
 }  // namespace
 
-DatasetInfo read_dataset_info(const std::string& path) {
-  detail::Hdf5Lock lock;
-  H5Handle file = open_file(path);
-  return read_info(file.get(), path);
-}
-
 InMemoryDataset read_dataset(const std::string& path) {
   DatasetReader reader(path);
   InMemoryDataset data;
@@ -246,23 +251,76 @@ std::vector<uint8_t> read_images(const std::string& path, int64_t start, int64_t
   return out;
 }
 
-struct DatasetReader::Impl {
+namespace {
+struct OpenFile {
   std::string path;
   DatasetInfo info;
   H5Handle file, images;
   std::unique_ptr<detail::ShardSet> shards;  // sharded layout
 };
+}  // namespace
+
+struct DatasetReader::Impl : OpenFile {};
+
+namespace {
+// What the constructor reads: the attributes, the datasets' shapes, the shard files.
+void open_reader(const std::string& path, OpenFile& m) {
+  m.path = path;
+  m.file = open_file(path);
+  m.info = read_info(m.file.get(), path);
+  if (!m.info.shard_files.empty() || m.info.storage != "uint8" ||
+      H5Aexists(m.file.get(), "layout") > 0)
+    m.shards = std::make_unique<detail::ShardSet>(path, m.file.get(), m.info);
+  else
+    m.images = open_dataset(m.file.get(), path, "images");
+}
+
+// Images up to this size are read whole by the isolated check of an unchecksummed file, which
+// walks its whole chunk index (the parent's later reads then follow verified paths).
+constexpr int64_t kIsolatedImageReadLimit = int64_t{256} << 20;
+
+// Files without metadata checksums or with variable-length strings are first opened and read
+// (attributes, shards, labels, small image sets whole) in a forked child (hdf5_guard.h): HDF5
+// 1.10 crashes or hangs on some corrupt global heaps and unchecksummed headers, and a crash
+// cannot be caught in-process. Checksummed files (lmt's own format) are read directly.
+void check_before_reading(const std::string& path) {
+  if (detail::in_isolated_check()) return;
+  bool isolate = detail::superblock_version(path) < 2;
+  if (!isolate) {
+    H5Handle probe = open_file(path);
+    isolate = detail::has_variable_length_strings(probe.get());
+  }
+  if (!isolate) return;
+  detail::run_isolated_check(path, [&path] {
+    OpenFile m;
+    open_reader(path, m);
+    (void)read_all_labels(m.file.get(), m.info, path);
+    if (!m.shards && m.info.size * m.info.image_bytes() <= kIsolatedImageReadLimit) {
+      std::vector<uint8_t> all(static_cast<size_t>(m.info.size * m.info.image_bytes()));
+      read_image_range(m.images.get(), m.info, path, 0, m.info.size, all.data());
+    }
+  });
+}
+}  // namespace
+
+DatasetInfo read_dataset_info(const std::string& path) {
+  detail::Hdf5Lock lock;
+  check_before_reading(path);
+  H5Handle file = open_file(path);
+  return read_info(file.get(), path);
+}
 
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   detail::Hdf5Lock lock;
-  impl_->path = path;
-  impl_->file = open_file(path);
-  impl_->info = read_info(impl_->file.get(), path);
-  if (!impl_->info.shard_files.empty() || impl_->info.storage != "uint8" ||
-      H5Aexists(impl_->file.get(), "layout") > 0)
-    impl_->shards = std::make_unique<detail::ShardSet>(path, impl_->file.get(), impl_->info);
-  else
-    impl_->images = open_dataset(impl_->file.get(), path, "images");
+  try {
+    check_before_reading(path);
+    open_reader(path, *impl_);
+  } catch (...) {
+    impl_->shards.reset();  // under the lock, before the file
+    impl_->images.reset();
+    impl_->file.reset();
+    throw;
+  }
 }
 
 DatasetReader::~DatasetReader() {

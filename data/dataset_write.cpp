@@ -1,11 +1,14 @@
-// lmt::data: writing one split in the dataset file schema, atomically (temporary name, fsync,
-// rename), and the per-channel pixel statistics stored with it.
+// lmt::data: writing one split in the dataset file schema (built in memory, checksummed), the
+// atomic write of the bytes (temporary name, fsync, rename), and the per-channel pixel statistics.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include <lmt/data/dataset_file.h>
@@ -19,12 +22,99 @@ namespace {
 using detail::checked;
 using detail::fail;
 using detail::H5Handle;
+using detail::write_checksummed;
 using detail::write_float_attribute;
 using detail::write_int_attribute;
 using detail::write_string_attribute;
 }  // namespace
 
 namespace detail {
+H5Handle create_memory_file(const std::string& path, size_t expected_bytes) {
+  H5Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, path, "file access properties");
+  // Grows in steps of the expected size (plus metadata slack): usually one allocation.
+  checked(H5Pset_fapl_core(fapl.get(), expected_bytes + (size_t{1} << 20), 0), path,
+          "in-memory file driver");
+  checked(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), path,
+          "file format version");
+  H5Handle fcpl = checked(H5Pcreate(H5P_FILE_CREATE), H5Pclose, path, "file creation properties");
+  checked(H5Pset_obj_track_times(fcpl.get(), 0), path, "file creation properties");
+  return checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose, path,
+                 "cannot create the HDF5 file in memory");
+}
+
+namespace {
+// Bob Jenkins' lookup3 hashlittle(), byte-wise: the checksum of HDF5 metadata.
+uint32_t lookup3(const uint8_t* k, size_t length) {
+  const auto rot = [](uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  uint32_t a, b, c;
+  a = b = c = 0xdeadbeefu + static_cast<uint32_t>(length);
+  while (length > 12) {
+    a += k[0] + (uint32_t(k[1]) << 8) + (uint32_t(k[2]) << 16) + (uint32_t(k[3]) << 24);
+    b += k[4] + (uint32_t(k[5]) << 8) + (uint32_t(k[6]) << 16) + (uint32_t(k[7]) << 24);
+    c += k[8] + (uint32_t(k[9]) << 8) + (uint32_t(k[10]) << 16) + (uint32_t(k[11]) << 24);
+    a -= c, a ^= rot(c, 4), c += b, b -= a, b ^= rot(a, 6), a += c, c -= b, c ^= rot(b, 8), b += a;
+    a -= c, a ^= rot(c, 16), c += b, b -= a, b ^= rot(a, 19), a += c, c -= b, c ^= rot(b, 4),
+        b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  uint8_t tail[12] = {};
+  std::memcpy(tail, k, length);
+  a += tail[0] + (uint32_t(tail[1]) << 8) + (uint32_t(tail[2]) << 16) + (uint32_t(tail[3]) << 24);
+  b += tail[4] + (uint32_t(tail[5]) << 8) + (uint32_t(tail[6]) << 16) + (uint32_t(tail[7]) << 24);
+  c += tail[8] + (uint32_t(tail[9]) << 8) + (uint32_t(tail[10]) << 16) + (uint32_t(tail[11]) << 24);
+  c ^= b, c -= rot(b, 14), a ^= c, a -= rot(c, 11), b ^= a, b -= rot(a, 25), c ^= b,
+      c -= rot(b, 16);
+  a ^= c, a -= rot(c, 4), b ^= a, b -= rot(a, 14), c ^= b, c -= rot(b, 24);
+  return c;
+}
+
+// HDF5 1.10's H5Fget_file_image clears the superblock's status flags (file open for writing) in
+// the copy but leaves the checksum of the flagged superblock: the image would not open
+// ("incorrect metadata checksum"). Recompute it for superblock versions 2 and 3.
+void fix_superblock_checksum(std::vector<uint8_t>& image, const std::string& path) {
+  if (image.size() < 12 || image[8] < 2) return;
+  const size_t covered = 12 + 4 * size_t(image[9]);  // signature..flags, 4 addresses
+  if (image.size() < covered + 4) fail(path, "in-memory HDF5 file image too short");
+  const uint32_t sum = lookup3(image.data(), covered);
+  for (int i = 0; i < 4; ++i) image[covered + i] = uint8_t(sum >> (8 * i));
+}
+}  // namespace
+
+std::vector<uint8_t> close_to_image(H5Handle& file, const std::string& path) {
+  checked(H5Fflush(file.get(), H5F_SCOPE_LOCAL), path, "cannot flush the in-memory HDF5 file");
+  const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+  if (size <= 0) fail(path, "cannot get the in-memory HDF5 file image");
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (H5Fget_file_image(file.get(), bytes.data(), bytes.size()) != size)
+    fail(path, "cannot copy the in-memory HDF5 file image");
+  fix_superblock_checksum(bytes, path);
+  if (!file.reset()) fail(path, "cannot close the in-memory HDF5 file");
+  return bytes;
+}
+
+void write_checksummed(hid_t file, const std::string& path, const char* name, hid_t file_type,
+                       hid_t mem_type, const std::vector<hsize_t>& dims, hsize_t chunk_rows,
+                       const void* data) {
+  const std::string what = std::string("dataset '") + name + "'";
+  H5Handle space = checked(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose, path,
+                           what + " space");
+  H5Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path, what + " properties");
+  std::vector<hsize_t> chunk = dims;
+  chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(chunk_rows, dims[0]));
+  for (hsize_t& c : chunk) c = std::max<hsize_t>(c, 1);
+  checked(H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data()), path, what + " chunking");
+  checked(H5Pset_fletcher32(dcpl.get()), path, what + " Fletcher-32 filter");
+  checked(H5Pset_obj_track_times(dcpl.get(), 0), path, what + " properties");
+  H5Handle dataset =
+      checked(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+              H5Dclose, path, "cannot create " + what);
+  if (H5Sget_simple_extent_npoints(space.get()) > 0)
+    checked(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
+            "cannot write " + what);
+}
+
 void write_int_attribute(hid_t file, const std::string& path, const char* name, int64_t value) {
   const std::string what = std::string("attribute '") + name + "'";
   H5Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, path, what + " dataspace");
@@ -45,55 +135,42 @@ void write_float_attribute(hid_t file, const std::string& path, const char* name
   checked(H5Awrite(attr.get(), H5T_NATIVE_FLOAT, values.data()), path, "cannot write " + what);
 }
 
-// Variable-length UTF-8 strings (what h5py writes for str); a scalar when scalar is true.
 void write_string_attribute(hid_t file, const std::string& path, const char* name,
                             const std::vector<std::string>& values, bool scalar) {
   const std::string what = std::string("attribute '") + name + "'";
+  size_t width = 1;
+  for (const std::string& s : values) width = std::max(width, s.size());
   H5Handle type = checked(H5Tcopy(H5T_C_S1), H5Tclose, path, what + " type");
-  checked(H5Tset_size(type.get(), H5T_VARIABLE), path, what + " type");
+  checked(H5Tset_size(type.get(), width), path, what + " type");
+  checked(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), path, what + " type");
   checked(H5Tset_cset(type.get(), H5T_CSET_UTF8), path, what + " type");
   const hsize_t n = values.size();
   H5Handle space = checked(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr),
                            H5Sclose, path, what + " dataspace");
   H5Handle attr = checked(H5Acreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                           H5Aclose, path, "cannot create " + what);
-  std::vector<const char*> pointers;
-  for (const std::string& s : values) pointers.push_back(s.c_str());
-  checked(H5Awrite(attr.get(), type.get(), pointers.data()), path, "cannot write " + what);
+  std::vector<char> buffer(std::max<size_t>(values.size(), 1) * width, '\0');
+  for (size_t i = 0; i < values.size(); ++i)
+    std::memcpy(buffer.data() + i * width, values[i].data(), values[i].size());
+  checked(H5Awrite(attr.get(), type.get(), buffer.data()), path, "cannot write " + what);
 }
 }  // namespace detail
 
 namespace {
 
-void write_hdf5(const std::string& temp, const std::string& path, const DatasetInfo& info,
-                const uint8_t* images, const int32_t* labels) {
+std::vector<uint8_t> build_hdf5(const std::string& path, const DatasetInfo& info,
+                                const uint8_t* images, const int32_t* labels) {
   detail::Hdf5Lock lock;
-  H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                          H5Fclose, path, "cannot create temporary file " + temp);
-  {
-    const hsize_t dims[4] = {static_cast<hsize_t>(info.size), static_cast<hsize_t>(info.height),
-                             static_cast<hsize_t>(info.width), static_cast<hsize_t>(info.channels)};
-    const hsize_t chunk[4] = {1, dims[1], dims[2], dims[3]};
-    H5Handle space = checked(H5Screate_simple(4, dims, nullptr), H5Sclose, path, "images space");
-    H5Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path, "images properties");
-    checked(H5Pset_chunk(dcpl.get(), 4, chunk), path, "dataset 'images' chunking");
-    H5Handle dataset = checked(H5Dcreate2(file.get(), "images", H5T_STD_U8LE, space.get(),
-                                          H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                               H5Dclose, path, "cannot create dataset 'images'");
-    if (info.size > 0)
-      checked(H5Dwrite(dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, images),
-              path, "cannot write dataset 'images'");
-  }
-  {
-    const hsize_t n = static_cast<hsize_t>(info.size);
-    H5Handle space = checked(H5Screate_simple(1, &n, nullptr), H5Sclose, path, "labels space");
-    H5Handle dataset = checked(H5Dcreate2(file.get(), "labels", H5T_STD_I32LE, space.get(),
-                                          H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                               H5Dclose, path, "cannot create dataset 'labels'");
-    if (info.size > 0)
-      checked(H5Dwrite(dataset.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels),
-              path, "cannot write dataset 'labels'");
-  }
+  const auto n = static_cast<hsize_t>(info.size);
+  H5Handle file =
+      detail::create_memory_file(path, static_cast<size_t>(info.size * (info.image_bytes() + 4)));
+  // One image per chunk (a random read touches one chunk); labels in chunks of 64 Ki entries.
+  write_checksummed(file.get(), path, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8,
+                    {n, static_cast<hsize_t>(info.height), static_cast<hsize_t>(info.width),
+                     static_cast<hsize_t>(info.channels)},
+                    1, images);
+  write_checksummed(file.get(), path, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, 65536,
+                    labels);
   write_int_attribute(file.get(), path, "num_classes", info.num_classes);
   write_int_attribute(file.get(), path, "height", info.height);
   write_int_attribute(file.get(), path, "width", info.width);
@@ -103,7 +180,7 @@ void write_hdf5(const std::string& temp, const std::string& path, const DatasetI
   write_float_attribute(file.get(), path, "mean", info.mean);
   write_float_attribute(file.get(), path, "std", info.std);
   write_int_attribute(file.get(), path, "skipped_images", info.skipped_images);
-  if (!file.reset()) fail(path, "cannot close temporary file " + temp);
+  return detail::close_to_image(file, path);
 }
 
 void fsync_path(const std::string& path, bool directory) {
@@ -168,13 +245,41 @@ std::string write_dataset_temp(const std::string& path, const DatasetInfo& given
       fail(path, "label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
                      " is outside [0, num_classes = " + std::to_string(info.num_classes) + ")");
 
+  for (int64_t c = 0; c < info.channels; ++c)
+    if (!std::isfinite(info.mean[c]) || !std::isfinite(info.std[c]) || !(info.std[c] > 0))
+      fail(path, "mean/std of channel " + std::to_string(c) + " = " + std::to_string(info.mean[c]) +
+                     "/" + std::to_string(info.std[c]) +
+                     " (std must be finite and positive; constant images?)");
+  return write_temp_file(path, build_hdf5(path, info, images, labels));
+}
+
+std::string write_temp_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  try {
-    write_hdf5(temp, path, info, images, labels);
-    fsync_path(temp, false);
-  } catch (...) {
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(path, "cannot create temporary file " + temp + ": " + std::strerror(errno));
+  size_t done = 0;
+  int error = 0;
+  while (done < bytes.size() && error == 0) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      error = n < 0 ? errno : ENOSPC;
+    else
+      done += static_cast<size_t>(n);
+  }
+  const char* step = "write";
+  if (error == 0 && ::fsync(fd) != 0) {
+    error = errno;
+    step = "fsync";
+  }
+  if (::close(fd) != 0 && error == 0) {
+    error = errno;
+    step = "close";
+  }
+  if (error != 0) {
     remove_quietly({temp});
-    throw;
+    fail(path, std::string(step) + " of " + std::to_string(bytes.size()) + " bytes failed after " +
+                   std::to_string(done) + ": " + std::strerror(error) + " (nothing written)");
   }
   return temp;
 }

@@ -58,14 +58,27 @@ class H5Handle {
   Closer closer_ = nullptr;
 };
 
+// The innermost message of HDF5's error stack (e.g. "data error detected by Fletcher32 checksum",
+// "incorrect metadata checksum after all read attempts"), as " (HDF5: ...)", or "".
+inline std::string hdf5_reason() {
+  std::string innermost;
+  const auto walk = [](unsigned, const H5E_error2_t* e, void* data) -> herr_t {
+    auto* out = static_cast<std::string*>(data);
+    if (out->empty() && e->desc != nullptr && e->desc[0] != '\0') *out = e->desc;
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk, &innermost);
+  return innermost.empty() ? std::string() : " (HDF5: " + innermost + ")";
+}
+
 inline H5Handle checked(hid_t id, H5Handle::Closer closer, const std::string& path,
                         const std::string& what) {
-  if (id < 0) fail(path, what);
+  if (id < 0) fail(path, what + hdf5_reason());
   return H5Handle(id, closer);
 }
 
 inline void checked(herr_t rc, const std::string& path, const std::string& what) {
-  if (rc < 0) fail(path, what);
+  if (rc < 0) fail(path, what + hdf5_reason());
 }
 
 }  // namespace lmt::data::detail

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <zlib.h>
+
 namespace lmt::data::detail {
 namespace {
 std::vector<hsize_t> dims_of(hid_t dataset, const std::string& path, const std::string& name) {
@@ -65,6 +67,10 @@ ShardSet::ShardSet(const std::string& index_path, hid_t index_file, const Datase
           hsize_t(shard.offsets.back()) != dims[0] ||
           !std::is_sorted(shard.offsets.begin(), shard.offsets.end()))
         fail(shard.path, "dataset 'offsets' must rise from 0 to the size of dataset 'jpeg'");
+      // Per-sample CRC-32 of the JPEG bytes (absent in shards written before it existed).
+      if (H5Lexists(shard.file.get(), "crc32", H5P_DEFAULT) > 0)
+        shard.crc32 =
+            read_1d<uint32_t>(shard.file.get(), shard.path, "crc32", H5T_NATIVE_UINT32, n);
     } else if (dims.size() != 4 || dims[0] != n || int64_t(dims[1]) != info.height ||
                int64_t(dims[2]) != info.width || int64_t(dims[3]) != info.channels) {
       fail(shard.path, "dataset 'images' must have shape [" + std::to_string(n) + ", " +
@@ -126,6 +132,10 @@ std::vector<uint8_t> ShardSet::read_encoded(int64_t index) const {
   checked(H5Dread(shard.data.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT,
                   out.data()),
           shard.path, "cannot read dataset 'jpeg' of sample " + std::to_string(index));
+  if (!shard.crc32.empty() &&
+      uint32_t(crc32(0L, out.data(), uInt(out.size()))) != shard.crc32[size_t(local)])
+    fail(shard.path, "dataset 'jpeg': the bytes of sample " + std::to_string(index) +
+                         " do not match their CRC-32 (dataset 'crc32'): the file is corrupt");
   return out;
 }
 

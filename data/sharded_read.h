@@ -25,6 +25,7 @@ class ShardSet {
     std::string path;
     H5Handle file, data;           // data: 'images' or 'jpeg'
     std::vector<int64_t> offsets;  // jpeg: n + 1 byte offsets
+    std::vector<uint32_t> crc32;   // jpeg: CRC-32 of each sample's bytes (empty in old shards)
   };
   size_t shard_of(int64_t index) const;
   std::string index_path_;

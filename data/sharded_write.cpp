@@ -1,10 +1,12 @@
 // lmt::data: writing a split in the sharded layout: payload buffered up to the shard bound, each
-// shard written to a temporary name as it fills, the index written last.
-#include <fcntl.h>
+// shard built in memory and written to a temporary name as it fills, the index written last.
+// Datasets are Fletcher-32 checksummed; JPEG bytes carry a CRC-32 per sample.
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+
+#include <zlib.h>
 
 #include <lmt/data/sharded.h>
 
@@ -18,30 +20,21 @@ using detail::checked;
 using detail::fail;
 using detail::H5Handle;
 
-void fsync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail(path, "cannot open for fsync");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) fail(path, "fsync failed");
-}
-
-// A 1-D or N-D dataset written whole; chunk empty = contiguous layout.
-void write_array(hid_t file, const std::string& path, const char* name, hid_t file_type,
-                 hid_t mem_type, const std::vector<hsize_t>& dims,
-                 const std::vector<hsize_t>& chunk, const void* data) {
+// The JPEG payload: one contiguous byte array (a sample is one exact read); its integrity is the
+// per-sample CRC-32 dataset beside it.
+void write_contiguous(hid_t file, const std::string& path, const char* name,
+                      const std::vector<uint8_t>& bytes) {
   const std::string what = std::string("dataset '") + name + "'";
-  H5Handle space = checked(H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose, path,
-                           what + " space");
+  const hsize_t n = bytes.size();
+  H5Handle space = checked(H5Screate_simple(1, &n, nullptr), H5Sclose, path, what + " space");
   H5Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, path, what + " properties");
-  if (!chunk.empty())
-    checked(H5Pset_chunk(dcpl.get(), int(chunk.size()), chunk.data()), path, what);
-  H5Handle dataset =
-      checked(H5Dcreate2(file, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-              H5Dclose, path, "cannot create " + what);
-  if (H5Sget_simple_extent_npoints(space.get()) > 0)
-    checked(H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path,
-            "cannot write " + what);
+  checked(H5Pset_obj_track_times(dcpl.get(), 0), path, what + " properties");
+  H5Handle dataset = checked(
+      H5Dcreate2(file, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+      H5Dclose, path, "cannot create " + what);
+  if (n > 0)
+    checked(H5Dwrite(dataset.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data()),
+            path, "cannot write " + what);
 }
 }  // namespace
 
@@ -70,25 +63,31 @@ struct ShardedWriter::Impl {
     const std::string temp = final_path + ".tmp." + std::to_string(::getpid());
     staged.emplace_back(temp, final_path);  // before writing: removed on failure too
     const auto n = hsize_t(shard_labels.size());
+    std::vector<uint8_t> image;
     {
       detail::Hdf5Lock lock;
-      H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                              H5Fclose, final_path, "cannot create temporary file " + temp);
-      write_array(file.get(), final_path, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {n}, {},
-                  shard_labels.data());
+      H5Handle file = detail::create_memory_file(final_path, payload.size() + 16 * size_t(n));
+      detail::write_checksummed(file.get(), final_path, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                                {n}, 65536, shard_labels.data());
       if (jpeg) {
-        write_array(file.get(), final_path, "jpeg", H5T_STD_U8LE, H5T_NATIVE_UINT8,
-                    {hsize_t(payload.size())}, {}, payload.data());
-        write_array(file.get(), final_path, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, {n + 1}, {},
-                    offsets.data());
+        write_contiguous(file.get(), final_path, "jpeg", payload);
+        detail::write_checksummed(file.get(), final_path, "offsets", H5T_STD_I64LE,
+                                  H5T_NATIVE_INT64, {n + 1}, 65536, offsets.data());
+        std::vector<uint32_t> crc(n);
+        for (size_t k = 0; k < n; ++k)
+          crc[k] =
+              uint32_t(crc32(0L, payload.data() + offsets[k], uInt(offsets[k + 1] - offsets[k])));
+        detail::write_checksummed(file.get(), final_path, "crc32", H5T_STD_U32LE, H5T_NATIVE_UINT32,
+                                  {n}, 65536, crc.data());
       } else {
         const hsize_t h = hsize_t(info.height), w = hsize_t(info.width), c = hsize_t(info.channels);
-        write_array(file.get(), final_path, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8, {n, h, w, c},
-                    {1, h, w, c}, payload.data());
+        detail::write_checksummed(file.get(), final_path, "images", H5T_STD_U8LE, H5T_NATIVE_UINT8,
+                                  {n, h, w, c}, 1, payload.data());
       }
-      if (!file.reset()) fail(final_path, "cannot close temporary file " + temp);
+      payload = std::vector<uint8_t>();  // the in-memory file holds it now
+      image = detail::close_to_image(file, final_path);
     }
-    fsync_file(temp);
+    detail::write_temp_file(final_path, image);
     shard_names.push_back(name);
     shard_begin.push_back(shard_begin.back() + int64_t(n));
     payload.clear();
@@ -97,28 +96,32 @@ struct ShardedWriter::Impl {
   }
 
   void write_index(const std::string& temp) {
-    detail::Hdf5Lock lock;
-    const std::string& path = index_path;
-    H5Handle file = checked(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                            H5Fclose, path, "cannot create temporary file " + temp);
-    const hid_t f = file.get();
-    write_array(f, path, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32, {hsize_t(labels.size())}, {},
-                labels.data());
-    write_array(f, path, "shard_begin", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                {hsize_t(shard_begin.size())}, {}, shard_begin.data());
-    detail::write_int_attribute(f, path, "num_classes", info.num_classes);
-    detail::write_int_attribute(f, path, "height", info.height);
-    detail::write_int_attribute(f, path, "width", info.width);
-    detail::write_int_attribute(f, path, "channels", info.channels);
-    detail::write_string_attribute(f, path, "source", {info.source}, true);
-    detail::write_string_attribute(f, path, "class_names", info.class_names, false);
-    detail::write_float_attribute(f, path, "mean", info.mean);
-    detail::write_float_attribute(f, path, "std", info.std);
-    detail::write_string_attribute(f, path, "layout", {"shards"}, true);
-    detail::write_string_attribute(f, path, "storage", {info.storage}, true);
-    detail::write_string_attribute(f, path, "shard_files", shard_names, false);
-    detail::write_int_attribute(f, path, "skipped_images", info.skipped_images);
-    if (!file.reset()) fail(path, "cannot close temporary file " + temp);
+    std::vector<uint8_t> image;
+    {
+      detail::Hdf5Lock lock;
+      const std::string& path = index_path;
+      H5Handle file = detail::create_memory_file(path, 12 * labels.size());
+      const hid_t f = file.get();
+      detail::write_checksummed(f, path, "labels", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                                {hsize_t(labels.size())}, 65536, labels.data());
+      detail::write_checksummed(f, path, "shard_begin", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                                {hsize_t(shard_begin.size())}, 65536, shard_begin.data());
+      detail::write_int_attribute(f, path, "num_classes", info.num_classes);
+      detail::write_int_attribute(f, path, "height", info.height);
+      detail::write_int_attribute(f, path, "width", info.width);
+      detail::write_int_attribute(f, path, "channels", info.channels);
+      detail::write_string_attribute(f, path, "source", {info.source}, true);
+      detail::write_string_attribute(f, path, "class_names", info.class_names, false);
+      detail::write_float_attribute(f, path, "mean", info.mean);
+      detail::write_float_attribute(f, path, "std", info.std);
+      detail::write_string_attribute(f, path, "layout", {"shards"}, true);
+      detail::write_string_attribute(f, path, "storage", {info.storage}, true);
+      detail::write_string_attribute(f, path, "shard_files", shard_names, false);
+      detail::write_int_attribute(f, path, "skipped_images", info.skipped_images);
+      image = detail::close_to_image(file, path);
+    }
+    if (detail::write_temp_file(index_path, image) != temp)
+      fail(index_path, "temporary name mismatch");  // both are index_path + ".tmp.<pid>"
   }
 };
 
@@ -177,7 +180,6 @@ std::vector<std::pair<std::string, std::string>> ShardedWriter::finish(
   const std::string temp = m.index_path + ".tmp." + std::to_string(::getpid());
   m.staged.emplace_back(temp, m.index_path);
   m.write_index(temp);
-  fsync_file(temp);
   m.finished = true;
   return m.staged;
 }

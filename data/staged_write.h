@@ -1,7 +1,8 @@
-// lmt::data (private): the two halves of an atomic dataset write, so that a converter can
-// write several splits to temporary names and rename them only when all are complete.
+// lmt::data (private): the one atomic-write path of the data room: bytes written to a temporary
+// name, fsynced, and renamed only when every file of a conversion is complete.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -10,8 +11,12 @@
 
 namespace lmt::data::detail {
 
-// Writes the split to path + ".tmp.<pid>", closes and fsyncs it, and returns that name. On
-// failure removes the temporary file and throws DataError naming path.
+// Writes bytes to path + ".tmp.<pid>", fsyncs and closes it, and returns that name. On failure
+// (full disk, file size limit, I/O error) removes the temporary file and throws DataError naming
+// path and the system's reason.
+std::string write_temp_file(const std::string& path, const std::vector<uint8_t>& bytes);
+
+// The split in the dataset schema, built in memory, then write_temp_file.
 std::string write_dataset_temp(const std::string& path, const DatasetInfo& info,
                                const uint8_t* images_nhwc, const int32_t* labels);
 
