@@ -1,4 +1,5 @@
-# lmt_add_room(NAME SOURCES ... DEPENDS ...): one static library per top-level folder.
+# lmt_add_room(NAME SOURCES ... DEPENDS ... [NO_PCH]): one static library per top-level folder
+# (NO_PCH: a room that does not use torch, which the precompiled header is made of).
 # Public headers live in ROOM/include/lmt/ROOM/ and are included as <lmt/ROOM/x.h>.
 set(LMT_WARNINGS -Wall -Wextra)
 
@@ -22,7 +23,7 @@ function(lmt_use_pch target)
 endfunction()
 
 function(lmt_add_room name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPENDS;PRIVATE_DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "NO_PCH" "" "SOURCES;DEPENDS;PRIVATE_DEPENDS" ${ARGN})
   add_library(lmt_${name} STATIC ${ARG_SOURCES})
   add_library(lmt::${name} ALIAS lmt_${name})
   target_include_directories(lmt_${name} PUBLIC
@@ -31,7 +32,9 @@ function(lmt_add_room name)
   target_link_libraries(lmt_${name} PUBLIC ${ARG_DEPENDS} PRIVATE ${ARG_PRIVATE_DEPENDS})
   target_compile_options(lmt_${name} PRIVATE ${LMT_WARNINGS})
   set_target_properties(lmt_${name} PROPERTIES EXPORT_NAME ${name})
-  lmt_use_pch(lmt_${name})
+  if(NOT ARG_NO_PCH)
+    lmt_use_pch(lmt_${name})
+  endif()
   set_property(GLOBAL APPEND PROPERTY LMT_ROOMS lmt_${name})
   install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endfunction()
