@@ -1,15 +1,16 @@
-// Model files: configuration, metadata, parameters and buffers in one torch archive, written
-// atomically so a reader never sees a half-written file.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
+// Model files: configuration, metadata, a digest of the weights, parameters and buffers in one
+// torch archive. Serialized in memory and written by the one checked atomic write (io/); checked
+// as a zip archive (CRC-32 of every entry) before LibTorch parses it, and by the digest after.
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <lmt/io/atomic_file.h>
+#include <lmt/io/digest.h>
+#include <lmt/io/zip_check.h>
 #include <lmt/models/model.h>
 
 namespace lmt::models {
@@ -18,15 +19,8 @@ namespace {
 constexpr const char* kConfigKey = "lmt_model_config";
 constexpr const char* kMetadataKey = "lmt_model_metadata";
 constexpr const char* kFormatKey = "lmt_model_format";
+constexpr const char* kDigestKey = "lmt_weights_fnv1a64";  // absent in files before the digest
 constexpr int64_t kFormatVersion = 1;
-
-void fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw ModelError(path + ": cannot reopen for fsync");
-  int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw ModelError(path + ": fsync failed");
-}
 
 std::string encode_metadata(const std::map<std::string, std::string>& metadata) {
   std::ostringstream out;
@@ -45,53 +39,118 @@ std::map<std::string, std::string> decode_metadata(const std::string& text) {
   return metadata;
 }
 
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// The first non-finite element's kind: "NaN", "+inf" or "-inf" (t holds at least one).
+std::string non_finite_kind(const at::Tensor& t) {
+  if (at::isnan(t).any().item<bool>()) return "NaN";
+  return at::isposinf(t).any().item<bool>() ? "+inf" : "-inf";
+}
+
 }  // namespace
+
+std::string weights_digest(torch::nn::Module& model) {
+  uint64_t hash = io::kFnv1a64Offset;
+  auto add = [&](const std::string& name, const at::Tensor& value) {
+    if (!value.defined()) return;
+    at::Tensor t = value.detach().cpu().contiguous();
+    std::string head = name + '\0' + std::string(c10::toString(t.scalar_type()));
+    for (int64_t d : t.sizes()) head += ',' + std::to_string(d);
+    hash = io::fnv1a64(head.data(), head.size() + 1, hash);
+    hash = io::fnv1a64(t.data_ptr(), size_t(t.numel()) * t.element_size(), hash);
+  };
+  for (const auto& item : model.named_parameters()) add(item.key(), item.value());
+  for (const auto& item : model.named_buffers()) add(item.key(), item.value());
+  return io::hex64(hash);
+}
+
+void require_finite(torch::nn::Module& model, const std::string& what) {
+  at::NoGradGuard no_grad;
+  auto check = [&](const std::string& kind, const std::string& name, const at::Tensor& t) {
+    if (!t.defined() || !at::isFloatingType(t.scalar_type())) return;
+    if (at::isfinite(t).all().item<bool>()) return;
+    throw ModelError(what + ": " + kind + " '" + name + "' holds " + non_finite_kind(t) +
+                     " (a diverged or damaged model; lmt refuses non-finite weights)");
+  };
+  for (const auto& item : model.named_parameters()) check("parameter", item.key(), item.value());
+  for (const auto& item : model.named_buffers()) check("buffer", item.key(), item.value());
+}
+
+std::string serialize_model_file(Model& model, const std::map<std::string, std::string>& metadata) {
+  torch::serialize::OutputArchive archive;
+  archive.write(kFormatKey, c10::IValue(kFormatVersion));
+  archive.write(kConfigKey, c10::IValue(model.config().serialize()));
+  archive.write(kMetadataKey, c10::IValue(encode_metadata(metadata)));
+  archive.write(kDigestKey, c10::IValue(weights_digest(model)));
+  model.save(archive);
+  // In memory: LibTorch's file writer throws from its destructor when a write fails (a full disk
+  // aborted the process); a writer into a string cannot fail.
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) -> size_t {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  return bytes;
+}
 
 void save_model_file(const std::string& path, Model& model,
                      const std::map<std::string, std::string>& metadata) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::string bytes;
   try {
-    torch::serialize::OutputArchive archive;
-    archive.write(kFormatKey, c10::IValue(kFormatVersion));
-    archive.write(kConfigKey, c10::IValue(model.config().serialize()));
-    archive.write(kMetadataKey, c10::IValue(encode_metadata(metadata)));
-    model.save(archive);
-    archive.save_to(tmp);
-    fsync_path(tmp);
-    std::filesystem::rename(tmp, path);
+    bytes = serialize_model_file(model, metadata);
   } catch (const std::exception& e) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw ModelError(path + ": cannot write model file: " + e.what());
+    throw ModelError(path + ": cannot serialize model: " + first_line(e.what()));
+  }
+  try {
+    io::write_file_atomic(path, bytes);
+  } catch (const io::IoError& e) {
+    throw ModelError(e.what());
   }
 }
 
-LoadedModel load_model_file(const std::string& path) {
+LoadedModel load_model_file(const std::string& path, const ModelFileChecks& checks) {
   if (!std::filesystem::exists(path)) throw ModelError(path + ": model file not found");
-  torch::serialize::InputArchive archive;
-  c10::IValue config_value, metadata_value;
+  std::string bytes;
   try {
-    archive.load_from(path);
+    bytes = io::read_file(path);
+    if (checks.verify) io::verify_zip_archive(bytes.data(), bytes.size(), path);
+  } catch (const io::IoError& e) {
+    throw ModelError(e.what());
+  }
+  torch::serialize::InputArchive archive;
+  c10::IValue config_value, metadata_value, digest_value;
+  try {
+    archive.load_from(bytes.data(), bytes.size());
     if (!archive.try_read(kConfigKey, config_value) || !config_value.isString())
       throw ModelError("field '" + std::string(kConfigKey) + "' missing");
     archive.try_read(kMetadataKey, metadata_value);
+    archive.try_read(kDigestKey, digest_value);
   } catch (const ModelError& e) {
     throw ModelError(path + ": not an lmt model file: " + e.what());
   } catch (const std::exception& e) {
-    std::string what = e.what();
-    throw ModelError(path + ": cannot read model file (truncated or corrupt?): " +
-                     what.substr(0, what.find('\n')));
+    throw ModelError(path +
+                     ": cannot read model file (truncated or corrupt?): " + first_line(e.what()));
   }
   LoadedModel loaded;
-  loaded.model = make_model(ModelConfig::deserialize(config_value.toStringRef()));
+  try {
+    loaded.model = make_model(ModelConfig::deserialize(config_value.toStringRef()));
+  } catch (const std::exception& e) {
+    throw ModelError(path + ": " + first_line(e.what()));
+  }
   if (metadata_value.isString()) loaded.metadata = decode_metadata(metadata_value.toStringRef());
   try {
     loaded.model->load(archive);
   } catch (const std::exception& e) {
-    std::string what = e.what();
     throw ModelError(path + ": weights do not match model '" + loaded.model->config().name +
-                     "': " + what.substr(0, what.find('\n')));
+                     "': " + first_line(e.what()));
   }
+  if (checks.verify && digest_value.isString()) {
+    const std::string actual = weights_digest(*loaded.model);
+    if (actual != digest_value.toStringRef())
+      throw ModelError(path + ": weights digest " + actual + " differs from the stored " +
+                       digest_value.toStringRef() + " (corrupted weights)");
+  }
+  if (checks.finite) require_finite(*loaded.model, path);
   return loaded;
 }
 

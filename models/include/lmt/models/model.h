@@ -67,14 +67,35 @@ void register_model(const std::string& name, ModelFactory factory);
 
 int64_t parameter_count(const torch::nn::Module& module);
 
-// A model file: configuration plus parameters and buffers, written atomically (temporary name,
-// fsync, rename). `metadata` holds extra key=value facts (bound, accuracy) for tools.
+// A model file: configuration, a digest of the weights, parameters and buffers in one torch
+// archive, serialized in memory and written by io::write_file_atomic (a full disk: ModelError
+// "PATH: cannot write: No space left on device", the previous file kept). `metadata` holds extra
+// key=value facts (bound, accuracy) for tools.
 void save_model_file(const std::string& path, Model& model,
                      const std::map<std::string, std::string>& metadata = {});
+// The bytes save_model_file writes (for writers that place them themselves: checkpoints).
+std::string serialize_model_file(Model& model,
+                                 const std::map<std::string, std::string>& metadata = {});
 struct LoadedModel {
   std::shared_ptr<Model> model;
   std::map<std::string, std::string> metadata;
 };
-LoadedModel load_model_file(const std::string& path);
+struct ModelFileChecks {
+  // The archive's structure and every entry's CRC-32 (io::verify_zip_archive) before LibTorch
+  // parses it, and the weights' digest after: ~0.3 s per GB, so on by default.
+  bool verify = true;
+  // require_finite() on the loaded weights (eval, certify, attack, export and resume need it).
+  bool finite = true;
+};
+// Throws ModelError naming `path` on one line: missing, damaged (zip or digest), not an lmt model
+// file, weights that do not fit the configuration, or a non-finite tensor.
+LoadedModel load_model_file(const std::string& path, const ModelFileChecks& checks = {});
+
+// FNV-1a-64 over every defined parameter and buffer (name, dtype, shape, bytes) in registration
+// order, as 16 hex digits: what a model file stores and checks at load.
+std::string weights_digest(torch::nn::Module& model);
+// Throws ModelError "WHAT: parameter 'fc.bias' holds +inf (...)" for the first parameter or
+// buffer with a NaN or infinite element.
+void require_finite(torch::nn::Module& model, const std::string& what);
 
 }  // namespace lmt::models
