@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <mutex>
-#include <set>
 #include <tuple>
 
 #include "hdf5_handle.h"
@@ -33,9 +33,10 @@ bool file_key(const std::string& path, FileKey& key) {
   return true;
 }
 
-std::set<FileKey>& vetted() {  // guarded by the HDF5 lock
-  static std::set<FileKey> keys;
-  return keys;
+// Files checked in this process: "" passed, else the DataError message. Guarded by the HDF5 lock.
+std::map<FileKey, std::string>& checked_files() {
+  static std::map<FileKey, std::string> results;
+  return results;
 }
 
 void write_all(int fd, const std::string& s) {
@@ -71,53 +72,8 @@ void write_all(int fd, const std::string& s) {
   write_all(fd, reply);
   ::_exit(0);  // no atexit handlers: HDF5's own would run on the child's copy of its state
 }
-}  // namespace
 
-bool in_isolated_check() { return g_in_child; }
-
-int superblock_version(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-  int version = -1;
-  for (off_t at = 0; version < 0; at = at == 0 ? 512 : at * 2) {
-    unsigned char buf[9];
-    if (::pread(fd, buf, sizeof buf, at) != ssize_t(sizeof buf)) break;
-    if (std::memcmp(buf, signature, 8) == 0) version = buf[8];
-  }
-  ::close(fd);
-  return version;
-}
-
-bool has_variable_length_strings(hid_t file) {
-  bool found = false;
-  const auto visit = [](hid_t location, const char* name, const H5A_info_t*, void* data) -> herr_t {
-    const hid_t attr = H5Aopen(location, name, H5P_DEFAULT);
-    if (attr < 0) return -1;
-    const hid_t type = H5Aget_type(attr);
-    if (type >= 0) {
-      if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0)
-        *static_cast<bool*>(data) = true;
-      H5Tclose(type);
-    }
-    H5Aclose(attr);
-    return type < 0 ? -1 : 0;
-  };
-  hsize_t index = 0;
-  // An iteration failure (unreadable attribute metadata) counts as "check it in the child".
-  if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, &index, visit, &found) < 0) return true;
-  return found;
-}
-
-void run_isolated_check(const std::string& path, const std::function<void()>& read, int timeout_s) {
-  if (g_in_child) {
-    read();
-    return;
-  }
-  FileKey key;
-  const bool have_key = file_key(path, key);
-  if (have_key && vetted().count(key) > 0) return;
-
+void check_in_child(const std::string& path, const std::function<void()>& read, int timeout_s) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) fail(path, "cannot create a pipe to check the file");
   const pid_t pid = ::fork();
@@ -171,13 +127,71 @@ void run_isolated_check(const std::string& path, const std::function<void()>& re
   if (waited == pid && WIFSIGNALED(status))
     fail(path, "corrupt file: the HDF5 library crashed reading it (signal " +
                    std::to_string(WTERMSIG(status)) + ")" + where);
-  if (!reply.empty() && reply[0] == 'O') {
-    if (have_key) vetted().insert(key);
-    return;
-  }
+  if (!reply.empty() && reply[0] == 'O') return;
   if (!reply.empty() && reply[0] == 'D') throw DataError(reply.substr(1));
   fail(path, "corrupt file: reading it failed" +
                  (reply.size() > 1 ? ": " + reply.substr(1) : std::string()) + where);
+}
+
+}  // namespace
+
+bool in_isolated_check() { return g_in_child; }
+
+int superblock_version(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  int version = -1;
+  for (off_t at = 0; version < 0; at = at == 0 ? 512 : at * 2) {
+    unsigned char buf[9];
+    if (::pread(fd, buf, sizeof buf, at) != ssize_t(sizeof buf)) break;
+    if (std::memcmp(buf, signature, 8) == 0) version = buf[8];
+  }
+  ::close(fd);
+  return version;
+}
+
+bool has_variable_length_strings(hid_t file) {
+  bool found = false;
+  const auto visit = [](hid_t location, const char* name, const H5A_info_t*, void* data) -> herr_t {
+    const hid_t attr = H5Aopen(location, name, H5P_DEFAULT);
+    if (attr < 0) return -1;
+    const hid_t type = H5Aget_type(attr);
+    if (type >= 0) {
+      if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0)
+        *static_cast<bool*>(data) = true;
+      H5Tclose(type);
+    }
+    H5Aclose(attr);
+    return type < 0 ? -1 : 0;
+  };
+  hsize_t index = 0;
+  // An iteration failure (unreadable attribute metadata) counts as "check it in the child".
+  if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, &index, visit, &found) < 0) return true;
+  return found;
+}
+
+void run_isolated_check(const std::string& path, const std::function<void()>& read, int timeout_s) {
+  if (g_in_child) {
+    read();
+    return;
+  }
+  FileKey key;
+  const bool have_key = file_key(path, key);
+  if (have_key) {
+    const auto it = checked_files().find(key);
+    if (it != checked_files().end()) {
+      if (it->second.empty()) return;
+      throw DataError(it->second);
+    }
+  }
+  try {
+    check_in_child(path, read, timeout_s);
+  } catch (const DataError& e) {
+    if (have_key) checked_files()[key] = e.what();
+    throw;
+  }
+  if (have_key) checked_files()[key] = "";
 }
 
 }  // namespace lmt::data::detail
