@@ -38,6 +38,26 @@ uint64_t CollectiveWatchdog::arm(const char* collective) {
 void CollectiveWatchdog::disarm(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   armed_.erase(id);
+  if (armed_.empty()) idle_since_ = std::chrono::steady_clock::now();
+}
+
+void CollectiveWatchdog::set_peer_hooks(std::function<void()> tick,
+                                        std::function<std::string()> explain) {
+  std::lock_guard<std::mutex> lock(mu_);
+  tick_ = std::move(tick);
+  explain_ = std::move(explain);
+}
+
+std::string CollectiveWatchdog::activity() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  auto seconds = [&](std::chrono::steady_clock::time_point since) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - since).count());
+  };
+  if (armed_.empty()) return "outside collectives for " + seconds(idle_since_) + " s";
+  const Armed& oldest = armed_.begin()->second;
+  return std::string("waiting in ") + oldest.name + " for " + seconds(oldest.deadline - timeout_) +
+         " s";
 }
 
 void CollectiveWatchdog::fail(const std::string& line) {
@@ -53,12 +73,27 @@ void CollectiveWatchdog::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     cv_.wait_for(lock, kTick);
-    if (stop_ || armed_.empty()) continue;
+    if (stop_) continue;
+    if (tick_) {
+      auto tick = tick_;
+      lock.unlock();
+      tick();
+      lock.lock();
+      if (stop_) continue;
+    }
+    if (armed_.empty()) continue;
     const auto now = std::chrono::steady_clock::now();
+    // Every waiting rank times out at about the same moment; ranks other than 0 hold back 2 s
+    // so that usually one line (rank 0's) is printed before MPI_Abort ends the job.
+    const auto grace = std::chrono::seconds(rank_ == 0 ? 0 : 2);
     for (const auto& [id, a] : armed_) {
-      if (now >= a.deadline) {
-        fail(std::string("collective ") + a.name + " did not complete within " +
-             std::to_string(timeout_.count()) + " s; a peer rank failed or is hung");
+      if (now >= a.deadline + grace) {
+        std::string line = std::string("collective ") + a.name + " did not complete within " +
+                           std::to_string(timeout_.count()) + " s: ";
+        auto explain = explain_;
+        lock.unlock();
+        const std::string why = explain ? explain() : "";
+        fail(line + (why.empty() ? "a peer rank failed or is hung" : why));
       }
     }
     if (poll_) {

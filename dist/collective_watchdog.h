@@ -1,5 +1,6 @@
 // The timer that watches every collective: past its deadline it prints one line naming the
-// rank and the collective and aborts the whole job, so a failed or hung peer never hangs us.
+// rank, the collective and (through a PeerProbe) the peer that stalled, and aborts the whole
+// job, so a failed or hung peer never hangs us.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,12 @@ class CollectiveWatchdog {
   CollectiveWatchdog(const CollectiveWatchdog&) = delete;
   CollectiveWatchdog& operator=(const CollectiveWatchdog&) = delete;
 
+  // Optional, set once right after construction: `tick` runs every tick (PeerProbe::answer),
+  // `explain` at a missed deadline (PeerProbe::explain) and its text replaces "a peer rank
+  // failed or is hung".
+  void set_peer_hooks(std::function<void()> tick, std::function<std::string()> explain);
+  // "waiting in all_reduce for 12 s" or "outside collectives for 12 s" (the ping answer).
+  std::string activity();
   uint64_t arm(const char* collective);
   void disarm(uint64_t id);
   std::chrono::seconds timeout() const { return timeout_; }
@@ -40,10 +47,13 @@ class CollectiveWatchdog {
   std::chrono::seconds timeout_;
   std::function<std::string()> poll_;
   std::function<void()> before_abort_;
+  std::function<void()> tick_;
+  std::function<std::string()> explain_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<uint64_t, Armed> armed_;
   uint64_t next_id_ = 1;
+  std::chrono::steady_clock::time_point idle_since_ = std::chrono::steady_clock::now();
   bool stop_ = false;
   std::thread thread_;
 };

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "collective_watchdog.h"
+#include "mpi_check.h"
+#include "peer_probe.h"
 
 namespace lmt::dist {
 namespace {
@@ -78,13 +80,29 @@ class ThreadWork : public Work {
 class MpiCommunicator : public Communicator {
  public:
   explicit MpiCommunicator(CommOptions options) : options_(options) {
-    MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
-    MPI_Comm_rank(comm_, &rank_);
-    MPI_Comm_size(comm_, &size_);
+    int world_rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    // Errors come back as return codes (checked below) instead of aborting inside MPI.
+    mpi_check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler",
+              world_rank);
+    // Creating the communicator is collective too: watched like every collective.
+    watchdog_ = std::make_unique<CollectiveWatchdog>(world_rank, options.timeout());
     int level = 0;
-    MPI_Query_thread(&level);
+    {
+      WatchScope watch(*watchdog_, "MPI_Comm_dup");
+      mpi_check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup", world_rank);
+      mpi_check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler",
+                world_rank);
+      mpi_check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank", world_rank);
+      mpi_check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size", world_rank);
+      mpi_check(MPI_Query_thread(&level), "MPI_Query_thread", rank_);
+      // Naming the stalled peer needs MPI calls from the watchdog thread: MPI_THREAD_MULTIPLE.
+      if (level >= MPI_THREAD_MULTIPLE && size_ > 1)
+        probe_ = std::make_unique<PeerProbe>(comm_, [this] { return watchdog_->activity(); });
+    }
+    if (probe_)
+      watchdog_->set_peer_hooks([this] { probe_->answer(); }, [this] { return probe_->explain(); });
     threaded_ = options.progress() == MpiProgress::kThread && level >= MPI_THREAD_MULTIPLE;
-    watchdog_ = std::make_unique<CollectiveWatchdog>(rank_, options.timeout());
     if (threaded_) worker_ = std::thread([this] { serve(); });
   }
 
@@ -98,9 +116,10 @@ class MpiCommunicator : public Communicator {
       worker_.join();
     }
     watchdog_.reset();
+    probe_.reset();
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
+    if (!finalized) MPI_Comm_free(&comm_);  // a destructor cannot throw: not checked
   }
 
   int rank() const override { return rank_; }
@@ -125,12 +144,15 @@ class MpiCommunicator : public Communicator {
     };
     if (threaded_) {
       return std::make_shared<ThreadWork>(submit("all_reduce", [=]() mutable {
-        MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_);
+        check(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_),
+              "MPI_Allreduce");
         finish();
       }));
     }
-    auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish));
-    MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_, &work->request);
+    auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish), rank_);
+    check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_,
+                         &work->request),
+          "MPI_Iallreduce");
     return work;
   }
 
@@ -142,7 +164,8 @@ class MpiCommunicator : public Communicator {
     }
     at::Tensor buf = t.is_contiguous() ? t : t.contiguous();
     int count = checked_count(buf.nbytes(), "broadcast");
-    run("broadcast", [&] { MPI_Bcast(buf.data_ptr(), count, MPI_BYTE, root, comm_); });
+    run("broadcast",
+        [&] { check(MPI_Bcast(buf.data_ptr(), count, MPI_BYTE, root, comm_), "MPI_Bcast"); });
     if (!buf.is_same(t)) t.copy_(buf);
   }
 
@@ -154,26 +177,27 @@ class MpiCommunicator : public Communicator {
     at::Tensor out = at::empty(shape, t.options());
     int count = checked_count(in.nbytes(), "all_gather");
     run("all_gather", [&] {
-      MPI_Allgather(in.data_ptr(), count, MPI_BYTE, out.data_ptr(), count, MPI_BYTE, comm_);
+      check(MPI_Allgather(in.data_ptr(), count, MPI_BYTE, out.data_ptr(), count, MPI_BYTE, comm_),
+            "MPI_Allgather");
     });
     return out;
   }
 
   void barrier() override {
-    run("barrier", [&] { MPI_Barrier(comm_); });
+    run("barrier", [&] { check(MPI_Barrier(comm_), "MPI_Barrier"); });
   }
 
  private:
   // A nonblocking collective: progress happens inside MPI_Wait (or other MPI calls).
   class RequestWork : public Work {
    public:
-    RequestWork(CollectiveWatchdog& dog, std::function<void()> finish)
-        : dog_(dog), finish_(std::move(finish)) {}
+    RequestWork(CollectiveWatchdog& dog, std::function<void()> finish, int rank)
+        : dog_(dog), finish_(std::move(finish)), rank_(rank) {}
     void wait() override {
       if (done_) return;
       {
         WatchScope watch(dog_, "all_reduce");
-        MPI_Wait(&request, MPI_STATUS_IGNORE);
+        mpi_check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait (all_reduce)", rank_);
       }
       finish_();
       done_ = true;
@@ -183,6 +207,7 @@ class MpiCommunicator : public Communicator {
    private:
     CollectiveWatchdog& dog_;
     std::function<void()> finish_;
+    int rank_;
     bool done_ = false;
   };
 
@@ -191,6 +216,8 @@ class MpiCommunicator : public Communicator {
     std::function<void()> body;
     std::promise<void> done;
   };
+
+  void check(int rc, const char* call) const { mpi_check(rc, call, rank_); }
 
   // Runs a blocking collective in issue order with the async ones.
   void run(const char* name, std::function<void()> body) {
@@ -240,6 +267,7 @@ class MpiCommunicator : public Communicator {
   int rank_ = 0, size_ = 1;
   bool threaded_ = false;
   std::unique_ptr<CollectiveWatchdog> watchdog_;
+  std::unique_ptr<PeerProbe> probe_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;

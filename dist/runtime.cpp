@@ -1,35 +1,69 @@
-// MPI initialization and finalization, and the srun-without-PMI check.
+// MPI initialization and finalization under the start-up deadline, the start-up rendezvous, and
+// the srun-without-PMI check.
 #include <lmt/dist/error.h>
 #include <lmt/dist/runtime.h>
 
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "mpi_check.h"
+#include "startup_guard.h"
 
 namespace lmt::dist {
+namespace {
 
-Runtime::Runtime(int& argc, char**& argv) {
+constexpr int kArrivedTag = 7301;  // rank r -> 0: {stop requested on r}
+constexpr int kGoTag = 7302;       // 0 -> rank r: {1: stop, 0: go}
+
+bool all_done(std::vector<MPI_Request>& requests, int rank) {
+  int flag = 0;
+  mpi_check(MPI_Testall(int(requests.size()), requests.data(), &flag, MPI_STATUSES_IGNORE),
+            "MPI_Testall (start-up rendezvous)", rank);
+  return flag != 0;
+}
+
+}  // namespace
+
+Runtime::Runtime(int& argc, char**& argv, RuntimeOptions options) : options_(std::move(options)) {
   RankEnv launched = RankEnv::from_environment();
+  env_ = launched;
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized) {
     MPI_Query_thread(&thread_level_);
   } else {
+    guard_ = std::make_unique<StartupGuard>(launched, options_);
+    guard_->phase("MPI_Init_thread");
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &thread_level_) != MPI_SUCCESS) {
-      throw DistError("MPI_Init_thread failed");
+      throw DistError("MPI_Init_thread failed on rank " + std::to_string(launched.rank));
     }
     owns_mpi_ = true;
+    guard_->mpi_initialized();
   }
-  env_ = launched;
-  MPI_Comm_rank(MPI_COMM_WORLD, &env_.rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &env_.world_size);
+  mpi_check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler",
+            launched.rank);
+  mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &env_.rank), "MPI_Comm_rank", launched.rank);
+  mpi_check(MPI_Comm_size(MPI_COMM_WORLD, &env_.world_size), "MPI_Comm_size", env_.rank);
+  if (guard_) {
+    startup_test_hook(env_, "after-init");
+    guard_->phase("the start-up rendezvous");
+    rendezvous();
+    guard_->phase("MPI_Comm_split_type");
+  }
   // Local rank and size from MPI itself: right under any launcher.
   MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, env_.rank, MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &env_.local_rank);
-  MPI_Comm_size(node, &env_.local_size);
-  MPI_Comm_free(&node);
+  mpi_check(
+      MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, env_.rank, MPI_INFO_NULL, &node),
+      "MPI_Comm_split_type", env_.rank);
+  mpi_check(MPI_Comm_rank(node, &env_.local_rank), "MPI_Comm_rank", env_.rank);
+  mpi_check(MPI_Comm_size(node, &env_.local_size), "MPI_Comm_size", env_.rank);
+  mpi_check(MPI_Comm_free(&node), "MPI_Comm_free", env_.rank);
+  if (guard_) guard_->disarm();
 
   const char* ntasks = std::getenv("SLURM_NTASKS");
   // mpirun -np 1 inside a Slurm allocation is deliberate; only a direct start is checked.
@@ -43,7 +77,72 @@ Runtime::Runtime(int& argc, char**& argv) {
   }
 }
 
+// Every rank tells rank 0 it is here (and whether it saw a stop request); rank 0 answers go or
+// stop. Nonblocking and polled against the start-up deadline, so rank 0 can name exactly the
+// ranks that did not arrive.
+void Runtime::rendezvous() {
+  const int rank = env_.rank, size = env_.world_size;
+  const auto& stop_requested = options_.stop_requested();
+  auto stop_here = [&] { return stop_requested && stop_requested() ? 1 : 0; };
+  const auto poll = std::chrono::milliseconds(2);
+  int stop = 0;
+  if (size > 1 && rank == 0) {
+    std::vector<int> flags(size, 0);
+    std::vector<MPI_Request> arrived(size - 1, MPI_REQUEST_NULL);
+    for (int r = 1; r < size; ++r)
+      mpi_check(MPI_Irecv(&flags[r], 1, MPI_INT, r, kArrivedTag, MPI_COMM_WORLD, &arrived[r - 1]),
+                "MPI_Irecv (start-up rendezvous)", rank);
+    while (!all_done(arrived, rank)) {
+      if (std::chrono::steady_clock::now() >= guard_->deadline()) {
+        std::vector<int> missing;
+        for (int r = 1; r < size; ++r) {
+          int flag = 0;
+          mpi_check(MPI_Test(&arrived[r - 1], &flag, MPI_STATUS_IGNORE), "MPI_Test", rank);
+          if (!flag) missing.push_back(r);
+        }
+        guard_->fail(guard_->missing_line(missing, size, "the start-up rendezvous"), 1);
+      }
+      std::this_thread::sleep_for(poll);
+    }
+    stop = stop_here();
+    for (int r = 1; r < size; ++r) stop |= flags[r];
+    std::vector<MPI_Request> go(size - 1, MPI_REQUEST_NULL);
+    for (int r = 1; r < size; ++r)
+      mpi_check(MPI_Isend(&stop, 1, MPI_INT, r, kGoTag, MPI_COMM_WORLD, &go[r - 1]),
+                "MPI_Isend (start-up rendezvous)", rank);
+    while (!all_done(go, rank)) std::this_thread::sleep_for(poll);
+  } else if (size > 1) {
+    int mine = stop_here();
+    std::vector<MPI_Request> requests(2, MPI_REQUEST_NULL);
+    mpi_check(MPI_Isend(&mine, 1, MPI_INT, 0, kArrivedTag, MPI_COMM_WORLD, &requests[0]),
+              "MPI_Isend (start-up rendezvous)", rank);
+    mpi_check(MPI_Irecv(&stop, 1, MPI_INT, 0, kGoTag, MPI_COMM_WORLD, &requests[1]),
+              "MPI_Irecv (start-up rendezvous)", rank);
+    // Rank 0 reports missing peers at the deadline; this rank speaks 2 s later, if still here.
+    const auto deadline = guard_->deadline() + std::chrono::seconds(2);
+    while (!all_done(requests, rank)) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        guard_->fail(guard_->missing_line({0}, size,
+                                          "the start-up rendezvous (rank 0 is the one "
+                                          "that answers)"),
+                     1);
+      std::this_thread::sleep_for(poll);
+    }
+  } else {
+    stop = stop_here();
+  }
+  if (stop) {
+    guard_->disarm();
+    MPI_Finalize();
+    owns_mpi_ = false;
+    throw StoppedDuringStartup(
+        "stopped by a signal during start-up: training had not started and nothing was "
+        "written");
+  }
+}
+
 Runtime::~Runtime() {
+  guard_.reset();
   if (!owns_mpi_) return;
   int finalized = 0;
   MPI_Finalized(&finalized);

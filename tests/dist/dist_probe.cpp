@@ -300,6 +300,7 @@ void probe_vectors(dist::Communicator& comm) {
 void probe_timeout(dist::Communicator& comm) {
   comm.barrier();
   if (comm.rank() == std::stoi(arg("sleep-rank", "1"))) {
+    if (arg("stall", "sleep") == "stop") raise(SIGSTOP);  // frozen: cannot answer the probe
     std::this_thread::sleep_for(std::chrono::seconds(std::stoi(arg("sleep", "60"))));
   }
   at::Tensor t = at::ones({4});
@@ -331,7 +332,12 @@ void probe_throw(dist::Communicator& comm) {
 int main(int argc, char** argv) {
   std::unique_ptr<dist::Runtime> runtime;
   try {
-    runtime = std::make_unique<dist::Runtime>(argc, argv);
+    // --startup-timeout S: the start-up deadline (read before MPI starts, as lmt does).
+    dist::RuntimeOptions options;
+    for (int i = 1; i + 1 < argc; ++i)
+      if (std::string(argv[i]) == "--startup-timeout")
+        options.startup_timeout(std::chrono::seconds(std::stoi(argv[i + 1])));
+    runtime = std::make_unique<dist::Runtime>(argc, argv, options);
   } catch (const std::exception& e) {
     dist::report_error(dist::RankEnv(), e.what());
     return 1;
