@@ -1,0 +1,12 @@
+# The fuzzer's model file with one flipped bit in the archive's embedded code (it segfaulted the
+# TorchScript parser): eval refuses it before parsing, exit 1, one line naming the file.
+source "$(dirname "$0")/../cli/lib.sh"
+FIX="$LMT_SOURCE_DIR/../shared/fixtures/bad-input"
+[ -f "$FIX/model-segv-1bit.pt" ] || { echo "SKIP: no fixtures at $FIX"; exit 77; }
+convert_fmnist fm
+expect_exit 1 "model-segv-1bit\.pt: damaged archive \(entry .* fails its CRC-32 check\)" -- \
+  timeout 120 "$LMT_BIN" eval --model-file "$FIX/model-segv-1bit.pt" --data fm/test.h5
+# The intact model it was made from loads.
+timeout 120 "$LMT_BIN" eval --model-file "$FIX/seed-model.pt" --data fm/test.h5 >/dev/null 2>&1 ||
+  fail "eval of seed-model.pt"
+echo PASS

@@ -1,0 +1,30 @@
+// Test helper for the model-file script tests: writes a copy of a model file with one element of
+// one tensor set to a value (nan, inf, -inf or a number), through the library's own writer.
+//   model_file_tool poison IN OUT TENSOR VALUE
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <lmt/models/model.h>
+
+int main(int argc, char** argv) try {
+  if (argc != 6 || std::string(argv[1]) != "poison") {
+    std::cerr << "usage: model_file_tool poison IN OUT TENSOR VALUE\n";
+    return 2;
+  }
+  auto loaded = lmt::models::load_model_file(argv[2], {/*verify=*/true, /*finite=*/false});
+  const std::string name = argv[4], text = argv[5];
+  const double value = text == "nan" ? std::nan("") : std::strtod(text.c_str(), nullptr);
+  at::NoGradGuard no_grad;
+  auto params = loaded.model->named_parameters();
+  auto buffers = loaded.model->named_buffers();
+  at::Tensor* t = params.find(name) ? params.find(name) : buffers.find(name);
+  if (!t) throw std::runtime_error("no tensor '" + name + "'");
+  t->view(-1)[0].fill_(value);
+  lmt::models::save_model_file(argv[3], *loaded.model, loaded.metadata);
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "model_file_tool: " << e.what() << "\n";
+  return 1;
+}
