@@ -278,8 +278,9 @@ std::string write_temp_file(const std::string& path, const std::vector<uint8_t>&
   }
   if (error != 0) {
     remove_quietly({temp});
-    fail(path, std::string(step) + " of " + std::to_string(bytes.size()) + " bytes failed after " +
-                   std::to_string(done) + ": " + std::strerror(error) + " (nothing written)");
+    fail(path, std::string(step) + " failed after " + std::to_string(done) + " of " +
+                   std::to_string(bytes.size()) + " bytes: " + std::strerror(error) +
+                   " (the temporary file was removed)");
   }
   return temp;
 }

@@ -38,7 +38,8 @@ grep -q "skipped" convert.err || fail "no skipped line in the progress"
 $PY - <<'PYEOF'
 import h5py
 f = h5py.File("data/train.h5", "r")
-assert f.attrs["layout"] == "shards" and f.attrs["storage"] == "jpeg", dict(f.attrs)
+text = lambda v: v.decode() if isinstance(v, bytes) else v  # fixed-length strings read as bytes
+assert text(f.attrs["layout"]) == "shards" and text(f.attrs["storage"]) == "jpeg", dict(f.attrs)
 assert int(f.attrs["skipped_images"]) == 1, f.attrs["skipped_images"]
 labels = f["labels"][:]
 assert len(labels) == 37, len(labels)  # 36 + gray, minus the corrupt one

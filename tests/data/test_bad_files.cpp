@@ -17,6 +17,7 @@
 
 #include <lmt/data/dataset_file.h>
 #include <lmt/data/loader.h>
+#include <lmt/data/sharded.h>
 
 #include "test_util.h"
 
@@ -246,6 +247,35 @@ TEST(BadFiles, FlippedPixelOrLabelByteFailsTheReadNamingTheDataset) {
   EXPECT_TRUE(starts_with(l, dir.file("label.h5") + ": cannot read dataset 'labels'")) << l;
 }
 
+// JPEG shards: the payload is one contiguous array (exact reads), guarded by a CRC-32 per sample.
+TEST(BadFiles, ChangedJpegByteFailsTheReadOfThatSampleOnly) {
+  ScratchDir dir;
+  DatasetInfo info = small_info(0);
+  info.storage = "jpeg";
+  const std::string index = dir.file("train.h5");
+  std::vector<std::vector<uint8_t>> samples;
+  {
+    ShardedWriter writer(index, info, 1000);
+    for (int i = 0; i < 5; ++i) {
+      samples.push_back(pattern_bytes(300 + 10 * i, 20 + i));
+      writer.add(samples.back().data(), samples.back().size(), i % 3);
+    }
+    commit_shards(writer.finish(info.mean, info.std, 0));
+  }
+  const std::string shard = dir.file("train-00001.h5");  // samples 3 and 4 (1000-byte bound)
+  std::vector<uint8_t> bytes = file_bytes(shard);
+  const auto it = std::search(bytes.begin(), bytes.end(), samples[4].begin(), samples[4].end());
+  ASSERT_NE(it, bytes.end());
+  it[123] ^= 0x10;
+  put_bytes(shard, bytes);
+  DatasetReader reader(index);
+  EXPECT_EQ(reader.read_encoded(3), samples[3]);
+  const std::string message = error_of([&] { reader.read_encoded(4); });
+  EXPECT_EQ(message, shard +
+                         ": dataset 'jpeg': the bytes of sample 4 do not match their CRC-32 "
+                         "(dataset 'crc32'): the file is corrupt");
+}
+
 // Rewrites one float attribute of a written file (HDF5 recomputes the metadata checksums).
 void set_float_attribute(const std::string& path, const char* name, const std::vector<float>& v) {
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -355,7 +385,7 @@ TEST(BadFiles, WriteIntoAFullDiskFailsCleanlyAndExitsNormally) {
   EXPECT_EQ(WEXITSTATUS(status), 0);
   std::string message;
   std::getline(std::ifstream(report), message);
-  EXPECT_TRUE(starts_with(message, path + ": write of ")) << message;
+  EXPECT_TRUE(starts_with(message, path + ": write failed after ")) << message;
   EXPECT_NE(message.find("File too large"), std::string::npos) << message;
   std::filesystem::remove(report);
   EXPECT_TRUE(dir.empty());

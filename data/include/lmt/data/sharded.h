@@ -17,7 +17,9 @@ namespace lmt::data {
 // relative to the index's folder), skipped_images (int64); datasets labels int32 [N] and
 // shard_begin int64 [S+1] (sample i lives in shard s with shard_begin[s] <= i < shard_begin[s+1]).
 // Shard file: labels int32 [n]; uint8: images uint8 [n,H,W,C] chunked one image per chunk;
-// jpeg: jpeg uint8 [bytes] (contiguous, so one sample is one exact read) and offsets int64 [n+1].
+// jpeg: jpeg uint8 [bytes] (contiguous, so one sample is one exact read), offsets int64 [n+1]
+// and crc32 uint32 [n] (zlib CRC-32 of each sample's bytes, checked by every read). All other
+// datasets are chunked with the Fletcher-32 filter; files use the checksummed v110 format.
 //
 // Writes one split as temporary files; finish() returns the (temporary, final) pairs to hand to
 // commit_staged-like renaming (commit_shards) once every split is complete.
