@@ -1,15 +1,14 @@
 // Option parsing with Boost.Program_options: flags, INI config files, usage errors.
 #include "cli.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <boost/any.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+
+#include <lmt/io/atomic_file.h>
 
 namespace lmt::launch {
 
@@ -109,19 +108,7 @@ std::vector<double> parse_number_list(const std::string& flag, const std::string
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error(path + ": cannot write");
-  }
-  int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  std::filesystem::rename(tmp, path);
+  io::write_file_atomic(path, text);  // throws io::IoError "PATH: cannot write: REASON"
 }
 
 }  // namespace lmt::launch

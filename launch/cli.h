@@ -42,7 +42,8 @@ void require_choice(const po::variables_map& vm, const std::string& name,
 // Splits "0.1,0.3,1" into numbers; throws UsageError naming the flag on a malformed item.
 std::vector<double> parse_number_list(const std::string& flag, const std::string& text);
 
-// Writes text to path atomically (temporary name, fsync, rename).
+// Writes text to path atomically with io::write_file_atomic (temporary name, write, fsync, rename,
+// fsync of the directory, all checked; on failure the old file stays and io::IoError names path).
 void write_file_atomic(const std::string& path, const std::string& text);
 
 }  // namespace lmt::launch

@@ -1,17 +1,14 @@
 // Export writers: safetensors (length-prefixed JSON header plus raw little-endian data) and the
-// pickled state_dict that torch.load reads; both to a temporary name, fsync'ed, renamed.
+// pickled state_dict that torch.load reads; both built in memory and written by io's checked
+// atomic write (a full disk: one named error, the previous file kept).
 #include <lmt/train/export.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
+#include <lmt/io/atomic_file.h>
 #include <lmt/train/metrics.h>
 #include <lmt/train/options.h>
 
@@ -48,26 +45,11 @@ const char* safetensors_dtype(at::ScalarType type, const std::string& name) {
   }
 }
 
-void write_file_atomic(const std::string& path, const std::vector<std::string_view>& parts) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+void write_export(const std::string& path, const std::vector<std::string_view>& parts) {
   try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      for (const auto& part : parts) out.write(part.data(), std::streamsize(part.size()));
-      out.flush();
-      if (!out) throw TrainError("write failed");
-    }
-    int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      if (fd >= 0) ::close(fd);
-      throw TrainError("fsync failed");
-    }
-    ::close(fd);
-    std::filesystem::rename(tmp, path);
-  } catch (const std::exception& e) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw TrainError(path + ": cannot write export: " + e.what());
+    io::write_file_atomic(path, parts);
+  } catch (const io::IoError& e) {
+    throw TrainError(e.what());
   }
 }
 
@@ -170,7 +152,7 @@ void write_safetensors(const std::string& path, models::Model& model,
   for (const auto& t : data)
     parts.emplace_back(static_cast<const char*>(t.data_ptr()),
                        size_t(t.numel() * t.element_size()));
-  write_file_atomic(path, parts);
+  write_export(path, parts);
 }
 
 void write_torch_state_dict(const std::string& path, models::Model& model) {
@@ -178,7 +160,7 @@ void write_torch_state_dict(const std::string& path, models::Model& model) {
   for (auto& [name, tensor] : exported_tensors(model, /*lmt_internal=*/false))
     dict.insert(name, tensor.cpu().contiguous());
   std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  write_file_atomic(path, {std::string_view(bytes.data(), bytes.size())});
+  write_export(path, {std::string_view(bytes.data(), bytes.size())});
 }
 
 }  // namespace lmt::train

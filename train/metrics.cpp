@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include <lmt/io/atomic_file.h>
+
 namespace lmt::train {
 
 std::string json_escape(const std::string& text) {
@@ -74,15 +76,12 @@ JsonLine& JsonLine::add_raw(const std::string& k, const std::string& json) {
   return *this;
 }
 
-MetricsWriter::MetricsWriter(const std::string& path, bool truncate)
-    : path_(path), out_(path, truncate ? std::ios::trunc : std::ios::app) {
-  if (!out_) throw std::runtime_error(path + ": cannot open metrics file for writing");
+MetricsWriter::MetricsWriter(const std::string& path, bool truncate) : path_(path), open_(true) {
+  if (truncate) io::write_file_atomic(path, "");
 }
 
 void MetricsWriter::write(const JsonLine& line) {
-  out_ << line.str() << "\n";
-  out_.flush();
-  if (!out_) throw std::runtime_error(path_ + ": write failed");
+  io::append_to_file(path_, line.str() + "\n");  // a whole line or none; IoError names the file
 }
 
 }  // namespace lmt::train

@@ -1,5 +1,5 @@
 // lmt::train: machine-readable run output. JsonLine builds one JSON object; MetricsWriter appends
-// lines to RUN_DIR/metrics.jsonl and flushes each, so a crashed run keeps every finished line.
+// lines to RUN_DIR/metrics.jsonl, each fsync'ed, so a crashed run keeps every finished line.
 #pragma once
 
 #include <cstdint>
@@ -32,14 +32,16 @@ std::string json_escape(const std::string& text);
 class MetricsWriter {
  public:
   MetricsWriter() = default;
-  // Opens `path` for appending (a resumed run continues the same file).
+  // Appends to `path` (a resumed run continues the same file); `truncate` empties it first.
   explicit MetricsWriter(const std::string& path, bool truncate = false);
+  // One line, appended and fsync'ed with io::append_to_file: whole or not at all (a full disk
+  // throws io::IoError naming the file and leaves no half line).
   void write(const JsonLine& line);
-  bool is_open() const { return out_.is_open(); }
+  bool is_open() const { return open_; }
 
  private:
   std::string path_;
-  std::ofstream out_;
+  bool open_ = false;
 };
 
 }  // namespace lmt::train
