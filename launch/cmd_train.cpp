@@ -84,6 +84,8 @@ static void add_train_options(CommandLine& cli) {
       ("keep-last", i()->default_value(3), "checkpoints kept (0: all)")
       ("resume", s()->value_name("auto|DIR"),
        "continue from the newest complete checkpoint in RUN_DIR (auto) or from DIR")
+      ("overwrite", po::bool_switch(),
+       "start afresh in a RUN_DIR that holds another run (removes its model, metrics, checkpoints)")
       ("stop-after-steps", i()->default_value(-1),
        "checkpoint and exit with code 3 after global step N (-1: off)")
       ("stop-check-every", i()->default_value(1),
@@ -152,6 +154,9 @@ static train::TrainOptions to_options(const po::variables_map& vm, const Session
   o.checkpoint_every = vm["checkpoint-every"].as<int64_t>();
   o.keep_last = vm["keep-last"].as<int64_t>();
   o.resume = vm.count("resume") ? vm["resume"].as<std::string>() : "";
+  o.overwrite = vm["overwrite"].as<bool>();
+  if (o.overwrite && !o.resume.empty())
+    throw UsageError("options '--resume' and '--overwrite' exclude each other");
   o.stop_after_steps = vm["stop-after-steps"].as<int64_t>();
   o.stop_check_every = vm["stop-check-every"].as<int64_t>();
   if (o.checkpoint_every < 0 || o.keep_last < 0 || o.stop_check_every < 1)
@@ -193,10 +198,16 @@ int run_train(int argc, char** argv, Session& session) {
   train::TrainOptions options = to_options(vm, session);
   options.resolved_config = resolved_config(cli, vm);
   const bool root = session.rank() == 0;
-  if (root) {
-    std::filesystem::create_directories(options.out_dir);
-    write_file_atomic(options.out_dir + "/config.ini", resolved_config(cli, vm));
-  }
+  // A fresh run never replaces another one silently (rank 0 looks, every rank refuses). The
+  // trainer writes config.ini once the run is validated (a refused resume leaves it as it was).
+  std::string existing = root && options.resume.empty() && !options.overwrite
+                             ? train::existing_run_file(options.out_dir)
+                             : "";
+  if (session.comm->size() > 1) existing = dist::broadcast_string(*session.comm, existing);
+  if (!existing.empty())
+    throw UsageError("--out " + options.out_dir + " already holds a run (" + existing +
+                     "): give --resume auto to continue it or --overwrite to replace it");
+  if (root) std::filesystem::create_directories(options.out_dir);
 
   train::install_stop_signal_handlers();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 3
   train::Trainer trainer(options, session.comm);

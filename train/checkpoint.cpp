@@ -2,7 +2,6 @@
 // MANIFEST of sizes and checksums written last, verification, discovery, loading, stop signals.
 #include <lmt/train/checkpoint.h>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,14 +12,19 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include <torch/optim/optimizer.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include <lmt/io/atomic_file.h>
+#include <lmt/io/digest.h>
+#include <lmt/io/zip_check.h>
 #include <lmt/train/options.h>
 
 namespace lmt::train {
@@ -32,34 +36,23 @@ constexpr const char* kManifestHeader = "lmt-checkpoint 1";
 const std::vector<std::string> kFiles = {"model.pt", "optimizer.pt", "state.pt", "config.ini"};
 constexpr int64_t kStateFormat = 1;
 
-void fsync_path(const std::string& path, bool directory = false) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) throw TrainError(path + ": cannot open for fsync");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw TrainError(path + ": fsync failed");
+// In memory: LibTorch's file writer throws from its destructor when a write fails (a full disk
+// aborted the process); a writer into a string cannot fail.
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::string bytes;
+  archive.save_to([&bytes](const void* data, size_t size) -> size_t {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  return bytes;
 }
 
-// FNV-1a, 64 bit: detects truncation and bit rot (not an adversary).
-std::string file_checksum(const std::string& path, int64_t* size) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw TrainError(path + ": cannot open checkpoint file");
-  uint64_t hash = 14695981039346656037ull;
-  std::vector<char> buffer(1 << 20);
-  int64_t total = 0;
-  while (in) {
-    in.read(buffer.data(), std::streamsize(buffer.size()));
-    const std::streamsize got = in.gcount();
-    for (std::streamsize i = 0; i < got; ++i) {
-      hash ^= uint8_t(buffer[size_t(i)]);
-      hash *= 1099511628211ull;
-    }
-    total += got;
-  }
-  *size = total;
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", (unsigned long long)hash);
-  return text;
+// A torch archive from a file, its zip structure and CRCs checked before LibTorch parses it.
+void load_archive(torch::serialize::InputArchive& archive, const std::string& path,
+                  std::string& bytes) {
+  bytes = io::read_file(path);
+  io::verify_zip_archive(bytes.data(), bytes.size(), path);
+  archive.load_from(bytes.data(), bytes.size());
 }
 
 void pause_for_tests() {
@@ -89,13 +82,6 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const std::string& ru
   return found;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc | std::ios::binary);
-  out << text;
-  out.flush();
-  if (!out) throw TrainError(path + ": cannot write");
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
@@ -104,6 +90,27 @@ std::string read_text(const std::string& path) {
 }
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+// Identity and write order of a checkpoint from its state.pt, without verifying the rest;
+// nullopt-like (sequence -1) when state.pt is missing or damaged.
+struct Identity {
+  std::string run_id;
+  int64_t sequence = -1;
+};
+Identity identity_of(const fs::path& dir) {
+  Identity id;
+  try {
+    torch::serialize::InputArchive archive;
+    std::string bytes;
+    load_archive(archive, (dir / "state.pt").string(), bytes);
+    c10::IValue run_id, sequence;
+    id.sequence = archive.try_read("sequence", sequence) ? sequence.toInt() : 0;
+    if (archive.try_read("run_id", run_id)) id.run_id = run_id.toStringRef();
+  } catch (const std::exception&) {
+    id.sequence = -1;
+  }
+  return id;
+}
 
 }  // namespace
 
@@ -115,6 +122,13 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step) {
   return checkpoints_root(run_dir) + "/" + name;
 }
 
+std::string new_run_id() {
+  std::random_device device;
+  const uint64_t a = (uint64_t(device()) << 32) ^ device();
+  const uint64_t b = uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  return io::hex64(a ^ (b * 0x9e3779b97f4a7c15ull) ^ uint64_t(::getpid()));
+}
+
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
                              int64_t keep_last) {
@@ -122,19 +136,31 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
   const std::string final_dir = checkpoint_path(run_dir, state.position.global_step);
   const std::string name = fs::path(final_dir).filename().string();
   const std::string tmp = root + "/.tmp-" + name + "-" + std::to_string(::getpid());
+  // Write order: after every checkpoint already here (of this run or another).
+  std::map<fs::path, Identity> others;
+  for (const auto& [step, dir] : list_checkpoints(run_dir))
+    if (dir.string() != final_dir) others[dir] = identity_of(dir);
+  int64_t sequence = 1;
+  for (const auto& [dir, id] : others) sequence = std::max(sequence, id.sequence + 1);
   try {
     fs::create_directories(root);
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    models::save_model_file(tmp + "/model.pt", model,
-                            {{"steps", std::to_string(state.position.global_step)}});
-    pause_for_tests();
+    std::ostringstream manifest;
+    manifest << kManifestHeader << "\n";
+    // Each file: written (checked, fsync'ed) and listed with its size and digest.
+    auto put = [&](const std::string& file, const std::string& bytes) {
+      io::write_file_synced(tmp + "/" + file, bytes);
+      manifest << file << " " << bytes.size() << " " << io::hex64(io::fnv1a64(bytes)) << "\n";
+      pause_for_tests();
+    };
+    put("model.pt", models::serialize_model_file(
+                        model, {{"steps", std::to_string(state.position.global_step)}}));
     {
       torch::serialize::OutputArchive archive;
       optimizer.save(archive);
-      archive.save_to(tmp + "/optimizer.pt");
+      put("optimizer.pt", archive_bytes(archive));
     }
-    pause_for_tests();
     {
       torch::serialize::OutputArchive archive;
       const auto& p = state.position;
@@ -150,23 +176,13 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
       archive.write("rng_states", state.rng_states, /*is_buffer=*/true);
       archive.write("epoch_sums", state.epoch_sums, /*is_buffer=*/true);
       archive.write("config", c10::IValue(state.config));
-      archive.save_to(tmp + "/state.pt");
+      archive.write("run_id", c10::IValue(state.run_id));
+      archive.write("sequence", c10::IValue(sequence));
+      put("state.pt", archive_bytes(archive));
     }
-    pause_for_tests();
-    write_text(tmp + "/config.ini", state.config);
-    std::ostringstream manifest;
-    manifest << kManifestHeader << "\n";
-    for (const auto& file : kFiles) {
-      const std::string path = tmp + "/" + file;
-      fsync_path(path);
-      int64_t size = 0;
-      const std::string sum = file_checksum(path, &size);
-      manifest << file << " " << size << " " << sum << "\n";
-    }
-    pause_for_tests();
-    write_text(tmp + "/" + kManifest, manifest.str());
-    fsync_path(tmp + "/" + kManifest);
-    fsync_path(tmp, /*directory=*/true);
+    put("config.ini", state.config);
+    io::write_file_synced(tmp + "/" + kManifest, manifest.str());
+    io::fsync_directory(tmp);
     // A checkpoint of the same step may exist (a stop request right after a periodic one):
     // move it aside first, since rename() does not replace a non-empty directory.
     if (fs::exists(final_dir)) {
@@ -174,21 +190,30 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
       fs::rename(final_dir, root + "/.old-" + name);
     }
     fs::rename(tmp, final_dir);
-    fsync_path(root, /*directory=*/true);
-  } catch (const TrainError&) {
-    throw;
+    io::fsync_directory(root);
   } catch (const std::exception& e) {
-    throw TrainError(final_dir + ": cannot write checkpoint: " + first_line(e.what()));
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    std::string what =
+        first_line(e.what());  // "TMP/model.pt: cannot write: ..." -> "model.pt: ..."
+    for (size_t at; (at = what.find(tmp + "/")) != std::string::npos;)
+      what.erase(at, tmp.size() + 1);
+    throw TrainError(final_dir + ": cannot write checkpoint: " + what);
   }
   // Pruning and cleaning: the new checkpoint is already durable, so failures here only warn.
+  // Only this run's checkpoints are candidates, the most recently written kept; never the new one.
   std::error_code ec;
-  auto all = list_checkpoints(run_dir);
-  if (keep_last > 0)
-    for (size_t i = 0; i + size_t(keep_last) < all.size(); ++i) {
-      const fs::path doomed = fs::path(root) / (".old-" + all[i].second.filename().string());
-      fs::rename(all[i].second, doomed, ec);
+  if (keep_last > 0 && !state.run_id.empty()) {
+    std::vector<std::pair<int64_t, fs::path>> mine;  // (sequence, dir)
+    for (const auto& [dir, id] : others)
+      if (id.run_id == state.run_id) mine.emplace_back(id.sequence, dir);
+    std::sort(mine.rbegin(), mine.rend());
+    for (size_t i = size_t(keep_last) - 1; i < mine.size(); ++i) {
+      const fs::path doomed = fs::path(root) / (".old-" + mine[i].second.filename().string());
+      fs::rename(mine[i].second, doomed, ec);
       if (!ec) fs::remove_all(doomed, ec);
     }
+  }
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const std::string n = entry.path().filename().string();
     if (n.rfind(".tmp-", 0) == 0 || n.rfind(".old-", 0) == 0) fs::remove_all(entry.path(), ec);
@@ -215,7 +240,12 @@ void verify_checkpoint(const std::string& dir) {
     const std::string path = dir + "/" + file;
     if (!fs::exists(path)) throw TrainError(path + ": missing from the checkpoint");
     int64_t actual = 0;
-    const std::string actual_sum = file_checksum(path, &actual);
+    std::string actual_sum;
+    try {
+      actual_sum = io::hex64(io::file_fnv1a64(path, &actual));
+    } catch (const io::IoError& e) {
+      throw TrainError(e.what());
+    }
     if (actual != size)
       throw TrainError(path + ": " + std::to_string(actual) + " bytes, the manifest says " +
                        std::to_string(size) + " (truncated or damaged checkpoint file)");
@@ -230,11 +260,15 @@ void verify_checkpoint(const std::string& dir) {
 }
 
 std::string find_latest_checkpoint(const std::string& run_dir, std::vector<std::string>* warnings) {
-  auto all = list_checkpoints(run_dir);
+  std::vector<std::tuple<int64_t, int64_t, fs::path>> all;  // (sequence, step, dir)
+  for (const auto& [step, dir] : list_checkpoints(run_dir))
+    all.emplace_back(identity_of(dir).sequence, step, dir);
+  std::sort(all.begin(), all.end());
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const std::string dir = std::get<2>(*it).string();
     try {
-      verify_checkpoint(it->second.string());
-      return it->second.string();
+      verify_checkpoint(dir);
+      return dir;
     } catch (const TrainError& e) {
       if (warnings) warnings->push_back("skipping damaged checkpoint: " + std::string(e.what()));
     }
@@ -247,7 +281,8 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
   CheckpointState s;
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    std::string bytes;
+    load_archive(archive, path, bytes);
     auto get = [&](const char* key) {
       c10::IValue value;
       if (!archive.try_read(key, value))
@@ -267,6 +302,9 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
     s.config = get("config").toStringRef();
     archive.read("rng_states", s.rng_states, /*is_buffer=*/true);
     archive.read("epoch_sums", s.epoch_sums, /*is_buffer=*/true);
+    c10::IValue run_id, sequence;
+    if (archive.try_read("run_id", run_id)) s.run_id = run_id.toStringRef();
+    if (archive.try_read("sequence", sequence)) s.sequence = sequence.toInt();
   } catch (const std::exception& e) {
     throw TrainError(path + ": cannot read checkpoint state: " + first_line(e.what()));
   }
@@ -307,7 +345,8 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
   const std::string path = dir + "/optimizer.pt";
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    std::string bytes;
+    load_archive(archive, path, bytes);
     optimizer.load(archive);
   } catch (const std::exception& e) {
     throw TrainError(path + ": cannot load optimizer state (a different --optimizer or model?): " +
@@ -327,6 +366,7 @@ std::string incompatible_option(const std::string& saved, const std::string& cur
                                                     "checkpoint-every",
                                                     "keep-last",
                                                     "resume",
+                                                    "overwrite",
                                                     "stop-after-steps",
                                                     "stop-check-every",
                                                     "log-layer-bounds",
@@ -394,10 +434,29 @@ void trim_metrics_after(const std::string& path, int64_t step) {
     }
     kept += line + "\n";
   }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  write_text(tmp, kept);
-  fsync_path(tmp);
-  fs::rename(tmp, path);
+  try {
+    io::write_file_atomic(path, kept);
+  } catch (const io::IoError& e) {
+    throw TrainError(e.what());
+  }
+}
+
+std::string existing_run_file(const std::string& run_dir) {
+  for (const char* file : {"model.pt", "metrics.jsonl"})
+    if (fs::exists(run_dir + "/" + file)) return run_dir + "/" + file;
+  const auto all = list_checkpoints(run_dir);
+  return all.empty() ? "" : all.back().second.string();
+}
+
+void remove_previous_run(const std::string& run_dir) {
+  try {
+    for (const char* file : {"model.pt", "metrics.jsonl", "config.ini"})
+      fs::remove(run_dir + "/" + file);
+    fs::remove_all(checkpoints_root(run_dir));
+  } catch (const std::exception& e) {
+    throw TrainError("--overwrite: cannot remove the previous run in " + run_dir + ": " +
+                     first_line(e.what()));
+  }
 }
 
 namespace {

@@ -19,6 +19,7 @@
 #include <lmt/dist/grad_sync.h>
 #include <lmt/dist/module_sync.h>
 #include <lmt/dist/vector_sync.h>
+#include <lmt/io/atomic_file.h>
 #include <lmt/lipschitz/bounded_module.h>
 #include <lmt/train/checkpoint.h>
 #include <lmt/train/evaluate.h>
@@ -45,6 +46,7 @@ struct Trainer::State {
   // Where run() begins: step 0, or a checkpoint's position and this rank's epoch accumulators.
   TrainingPosition start;
   std::vector<double> start_sums{0, 0, 0};
+  std::string run_id;  // this run's identity (checkpoint.h): new at step 0, kept by a resume
 
   bool is_root() const { return comm->rank() == 0; }
   void message(const std::string& text) const {
@@ -75,6 +77,7 @@ static void set_cpu_rng_state(const at::Tensor& state) {
 // the shared run directory and takes its own RNG state and metric accumulators from it.
 void Trainer::State::restore() {
   const auto& o = options;
+  run_id = new_run_id();
   if (o.resume.empty()) return;
   std::string dir;
   if (is_root()) {
@@ -119,6 +122,7 @@ void Trainer::State::restore() {
   at::Tensor sums = saved.epoch_sums[comm->rank()].contiguous();
   start_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
   start = saved.position;
+  if (!saved.run_id.empty()) run_id = saved.run_id;
   message("resuming from " + dir + " (step " + std::to_string(start.global_step) + ", epoch " +
           std::to_string(start.epoch + 1) + " step " + std::to_string(start.step_in_epoch) + ")");
 }
@@ -138,6 +142,7 @@ std::string Trainer::State::checkpoint(const TrainingPosition& position,
   state.rng_states = comm->size() > 1 ? comm->all_gather(rng) : rng.unsqueeze(0);
   state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
   state.config = run_config();
+  state.run_id = run_id;
   std::string dir;
   if (is_root())
     dir = write_checkpoint(options.out_dir, *model, *optimizer, state, options.keep_last);
@@ -322,6 +327,15 @@ TrainSummary Trainer::run() {
             " steps/epoch, " + std::to_string(total_steps) + " steps");
 
   s.restore();
+  // Nothing is written into the run directory before here: a refused resume leaves it as it was.
+  if (s.is_root()) {
+    if (o.overwrite) remove_previous_run(o.out_dir);
+    try {
+      io::write_file_atomic(o.out_dir + "/config.ini", s.run_config());
+    } catch (const io::IoError& e) {
+      throw TrainError(e.what());
+    }
+  }
   if (s.is_root()) {
     const std::string metrics_path = o.out_dir + "/metrics.jsonl";
     if (s.start.global_step > 0) trim_metrics_after(metrics_path, s.start.global_step);

@@ -1,7 +1,10 @@
 // Checkpoint library behaviour without MPI: round trip, damage detection naming the file,
 // discovery of the newest complete checkpoint, pruning, metrics continuation, config comparison.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <filesystem>
 #include <fstream>
@@ -46,7 +49,15 @@ struct Fixture : ::testing::Test {
     s.rng_states = at::randint(0, 255, {2, 16}, at::kByte);
     s.epoch_sums = at::rand({2, 3}, at::kDouble);
     s.config = "lr = 0.001\nseed = 3\n";
+    s.run_id = "run-a";
     return s;
+  }
+  std::vector<std::string> checkpoint_names() {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
   }
   std::string error_of(const std::string& dir) {
     try {
@@ -131,11 +142,80 @@ TEST_F(Fixture, NewestCompleteCheckpointWinsAndDamagedOnesAreReported) {
 TEST_F(Fixture, KeepLastPrunesOldestAndStaleTemporaries) {
   fs::create_directories(run + "/checkpoints/.tmp-step-000002-99");
   for (int64_t step : {2, 4, 6, 8}) train::write_checkpoint(run, *model, *adam, state(step), 2);
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(run + "/checkpoints"))
-    names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"step-000006", "step-000008"}));
+  EXPECT_EQ(checkpoint_names(), (std::vector<std::string>{"step-000006", "step-000008"}));
+}
+
+// The issue-14 case: run A (seed 1) checkpoints 5..20, run B (seed 2) stops at 7 in the same
+// directory. B's checkpoints are never pruned for A's higher step numbers, and A's are not B's
+// to prune; the newest written (B's step 7) is what --resume auto finds.
+TEST_F(Fixture, PruningKeepsThisRunsNewestAndNeverTouchesAnotherRun) {
+  for (int64_t step : {5, 10, 15, 20}) train::write_checkpoint(run, *model, *adam, state(step), 3);
+  EXPECT_EQ(checkpoint_names(),
+            (std::vector<std::string>{"step-000010", "step-000015", "step-000020"}));
+  for (int64_t step : {5, 7}) {
+    auto b = state(step);
+    b.run_id = "run-b";
+    train::write_checkpoint(run, *model, *adam, b, 3);
+  }
+  EXPECT_EQ(checkpoint_names(),
+            (std::vector<std::string>{"step-000005", "step-000007", "step-000010", "step-000015",
+                                      "step-000020"}));
+  EXPECT_EQ(train::find_latest_checkpoint(run, nullptr), run + "/checkpoints/step-000007");
+  EXPECT_EQ(train::read_checkpoint_state(run + "/checkpoints/step-000007").run_id, "run-b");
+}
+
+// Resumed from an older checkpoint, the run's newest checkpoints are the ones written last, not
+// the highest step numbers; the one just written is always kept (keep_last 1 included).
+TEST_F(Fixture, PruningIsByWriteOrderAndKeepsTheOneJustWritten) {
+  for (int64_t step : {2, 4, 6}) train::write_checkpoint(run, *model, *adam, state(step), 2);
+  train::write_checkpoint(run, *model, *adam, state(5), 2);  // resumed from step 4
+  EXPECT_EQ(checkpoint_names(), (std::vector<std::string>{"step-000005", "step-000006"}));
+  EXPECT_EQ(train::find_latest_checkpoint(run, nullptr), run + "/checkpoints/step-000005");
+  EXPECT_GT(train::read_checkpoint_state(run + "/checkpoints/step-000005").sequence,
+            train::read_checkpoint_state(run + "/checkpoints/step-000006").sequence);
+  train::write_checkpoint(run, *model, *adam, state(3), 1);
+  EXPECT_EQ(checkpoint_names(), (std::vector<std::string>{"step-000003"}));
+}
+
+// A file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes write() fail with EFBIG as a full disk
+// fails with ENOSPC: one TrainError naming the checkpoint and the cause, no temporary directory,
+// the older checkpoint intact.
+TEST_F(Fixture, AFullDiskEndsInOneNamedErrorAndKeepsTheOlderCheckpoint) {
+  const auto good = train::write_checkpoint(run, *model, *adam, state(1), 0);
+  struct rlimit saved {};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 64 * 1024;  // model.pt of lmt-mnist is 665 KB
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string error;
+  try {
+    train::write_checkpoint(run, *model, *adam, state(2), 0);
+  } catch (const train::TrainError& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(error.rfind(run + "/checkpoints/step-000002: cannot write checkpoint: ", 0), 0u)
+      << error;
+  EXPECT_NE(error.find("File too large"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos);
+  EXPECT_EQ(checkpoint_names(), (std::vector<std::string>{"step-000001"}));
+  EXPECT_EQ(error_of(good), "");
+}
+
+TEST_F(Fixture, ARunDirectoryWithAModelMetricsOrCheckpointHoldsARun) {
+  fs::create_directories(run);
+  EXPECT_EQ(train::existing_run_file(run), "");
+  std::ofstream(run + "/config.ini") << "lr = 1\n";  // a run that failed before starting
+  EXPECT_EQ(train::existing_run_file(run), "");
+  train::write_checkpoint(run, *model, *adam, state(3), 0);
+  EXPECT_EQ(train::existing_run_file(run), run + "/checkpoints/step-000003");
+  std::ofstream(run + "/metrics.jsonl") << "{}\n";
+  EXPECT_EQ(train::existing_run_file(run), run + "/metrics.jsonl");
+  train::remove_previous_run(run);
+  EXPECT_EQ(train::existing_run_file(run), "");
+  EXPECT_FALSE(fs::exists(run + "/config.ini"));
 }
 
 TEST(Metrics, ResumeDropsLinesWrittenAfterTheCheckpoint) {

@@ -81,6 +81,10 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;   // optimizer steps between checkpoints (0: only on a stop)
   int64_t keep_last = 3;          // checkpoints kept in RUN_DIR/checkpoints (0: all)
   std::string resume;             // "" (fresh run), "auto" (newest whole one, if any) or a DIR
+  // A fresh run into an out_dir holding another run's files: removes them (model.pt,
+  // metrics.jsonl, config.ini, checkpoints/) once the run has been validated. The CLI refuses such
+  // a directory without --resume or --overwrite (checkpoint.h: existing_run_file).
+  bool overwrite = false;
   int64_t stop_after_steps = -1;  // checkpoint and stop once global step N is done (-1: off)
   int64_t stop_check_every = 1;   // steps between the ranks' agreement on a stop signal
   // The CLI's resolved flags ("key = value" lines), stored in checkpoints and compared on
