@@ -42,6 +42,7 @@ int run_certify(int argc, char** argv, Session& session) {
   join_ranks(session, vm);
 
   const std::string model_file = vm["model-file"].as<std::string>();
+  options.model_source = model_file;
   auto loaded = models::load_model_file(model_file);
   auto& model = *loaded.model;
   const std::string data_file = vm["data"].as<std::string>();

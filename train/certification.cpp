@@ -4,6 +4,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <cmath>
+
 #include <lmt/train/evaluate.h>
 #include <lmt/train/options.h>
 
@@ -21,10 +23,23 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
   at::NoGradGuard no_grad;
   CertifyResult result;
   // Iterate the estimate on copies so the model's persistent vectors are left as trained.
-  at::Tensor sound = model.lipschitz_bound(lipschitz::BoundMode::kSound).to(at::kDouble);
-  result.sound_bound = sound.item<double>();
-  result.estimate_bound = model.lipschitz_bound(lipschitz::BoundMode::kEstimate).item<double>();
-  lipschitz::HeadSplit head = model.head_split(lipschitz::BoundMode::kSound);
+  // A failure in here (an SVD that does not converge: LibTorch's multi-line trace) becomes one
+  // line naming the model.
+  at::Tensor sound;
+  lipschitz::HeadSplit head;
+  try {
+    sound = model.lipschitz_bound(lipschitz::BoundMode::kSound).to(at::kDouble);
+    result.sound_bound = sound.item<double>();
+    result.estimate_bound = model.lipschitz_bound(lipschitz::BoundMode::kEstimate).item<double>();
+    head = model.head_split(lipschitz::BoundMode::kSound);
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    throw TrainError(options.model_source + ": cannot compute the sound Lipschitz bound: " +
+                     what.substr(0, what.find('\n')));
+  }
+  if (!std::isfinite(result.sound_bound))
+    throw TrainError(options.model_source + ": the sound Lipschitz bound is " +
+                     std::to_string(result.sound_bound) + "; nothing can be certified");
   result.head = options.head;
   if (options.head == "best") result.head = head.defined() ? "best" : "global";
   if (options.head == "pairwise" && !head.defined())
@@ -52,7 +67,8 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
   }
   result.radii = radii;
   result.correct = correct.gt(0.5);
-  result.summary = lipschitz::summarize(result.radii, result.correct, options.eps, result.sound_bound);
+  result.summary =
+      lipschitz::summarize(result.radii, result.correct, options.eps, result.sound_bound);
   return result;
 }
 

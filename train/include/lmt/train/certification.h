@@ -18,6 +18,8 @@ struct CertifyOptions {
   // "global": margin / (sqrt2 L); "pairwise": min_i margin_i / (L_h |w_t - w_i|) (needs a linear
   // head); "best": the larger of the two per point (both are sound, so is their max).
   std::string head = "best";
+  // Named in the one-line error when the sound bound cannot be computed (the model file).
+  std::string model_source = "model";
 };
 
 struct CertifyResult {
@@ -29,8 +31,8 @@ struct CertifyResult {
   at::Tensor correct;          // [N] bool
 };
 
-// Throws TrainError when the model has no finite bound (ViT, HE head) or the head rule does not
-// apply. `loader` must be an evaluation loader (no shuffle, no drop_last).
+// Throws TrainError when the model has no finite bound (ViT, HE head), the head rule does not
+// apply, or the sound bound fails or is not finite ("SOURCE: ..." on one line). `loader` must be an evaluation loader (no shuffle, no drop_last).
 CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communicator* comm,
                       const CertifyOptions& options);
 
