@@ -1,7 +1,11 @@
 // Test helper for the model-file script tests: writes a copy of a model file with one element of
-// one tensor set to a value (nan, inf, -inf or a number), through the library's own writer.
+// one tensor set to a value (nan, inf, -inf or a number), through the library's own writer; and
+// the cost of the load-time checks (README figures).
 //   model_file_tool poison IN OUT TENSOR VALUE
+//   model_file_tool time FILE N      mean load time over N loads, checks on and off
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -9,6 +13,18 @@
 #include <lmt/models/model.h>
 
 int main(int argc, char** argv) try {
+  if (argc == 4 && std::string(argv[1]) == "time") {
+    const int n = std::atoi(argv[3]);
+    for (bool verify : {true, false, true, false}) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) lmt::models::load_model_file(argv[2], {verify, verify});
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      std::printf("checks %-3s: %.1f ms per load\n", verify ? "on" : "off", ms / n);
+    }
+    return 0;
+  }
   if (argc != 6 || std::string(argv[1]) != "poison") {
     std::cerr << "usage: model_file_tool poison IN OUT TENSOR VALUE\n";
     return 2;

@@ -82,7 +82,9 @@ struct LoadedModel {
 };
 struct ModelFileChecks {
   // The archive's structure and every entry's CRC-32 (io::verify_zip_archive) before LibTorch
-  // parses it, and the weights' digest after: ~0.3 s per GB, so on by default.
+  // parses it, and the weights' digest after. Measured with the finite check on a 45 MB
+  // resnet18 file: 190 ms per load against 65 ms without (model_file_tool time), small beside
+  // any command that uses the model, so the CLI has no flag to skip them.
   bool verify = true;
   // require_finite() on the loaded weights (eval, certify, attack, export and resume need it).
   bool finite = true;
