@@ -71,9 +71,16 @@ void CollectiveWatchdog::fail(const std::string& line) {
 void CollectiveWatchdog::run() {
   constexpr auto kTick = std::chrono::milliseconds(100);
   std::unique_lock<std::mutex> lock(mu_);
+  auto last_tick = std::chrono::steady_clock::now();
   while (!stop_) {
     cv_.wait_for(lock, kTick);
     if (stop_) continue;
+    // A gap of seconds between ticks: this rank itself was frozen (SIGSTOP, then SIGCONT); the
+    // time it slept does not count against its peers.
+    const auto woke = std::chrono::steady_clock::now();
+    if (woke - last_tick > std::chrono::seconds(2))
+      for (auto& entry : armed_) entry.second.deadline += woke - last_tick;
+    last_tick = woke;
     if (tick_) {
       auto tick = tick_;
       lock.unlock();

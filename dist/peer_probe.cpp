@@ -52,6 +52,9 @@ PeerProbe::~PeerProbe() {
 }
 
 void PeerProbe::answer() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;  // a communicator that outlives the Runtime: nothing to answer
   for (;;) {
     int flag = 0;
     MPI_Status status;

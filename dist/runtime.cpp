@@ -20,6 +20,23 @@ namespace {
 constexpr int kArrivedTag = 7301;  // rank r -> 0: {stop requested on r}
 constexpr int kGoTag = 7302;       // 0 -> rank r: {1: stop, 0: go}
 
+// A deadline that does not count time this process spent frozen (a gap of seconds between two
+// polls 2 ms apart: SIGSTOP, then SIGCONT).
+class PolledDeadline {
+ public:
+  explicit PolledDeadline(std::chrono::steady_clock::time_point at) : at_(at) {}
+  bool expired() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ > std::chrono::seconds(2)) at_ += now - last_;
+    last_ = now;
+    return now >= at_;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point at_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 bool all_done(std::vector<MPI_Request>& requests, int rank) {
   int flag = 0;
   mpi_check(MPI_Testall(int(requests.size()), requests.data(), &flag, MPI_STATUSES_IGNORE),
@@ -92,8 +109,9 @@ void Runtime::rendezvous() {
     for (int r = 1; r < size; ++r)
       mpi_check(MPI_Irecv(&flags[r], 1, MPI_INT, r, kArrivedTag, MPI_COMM_WORLD, &arrived[r - 1]),
                 "MPI_Irecv (start-up rendezvous)", rank);
+    PolledDeadline deadline(guard_->deadline());
     while (!all_done(arrived, rank)) {
-      if (std::chrono::steady_clock::now() >= guard_->deadline()) {
+      if (deadline.expired()) {
         std::vector<int> missing;
         for (int r = 1; r < size; ++r) {
           int flag = 0;
@@ -119,9 +137,9 @@ void Runtime::rendezvous() {
     mpi_check(MPI_Irecv(&stop, 1, MPI_INT, 0, kGoTag, MPI_COMM_WORLD, &requests[1]),
               "MPI_Irecv (start-up rendezvous)", rank);
     // Rank 0 reports missing peers at the deadline; this rank speaks 2 s later, if still here.
-    const auto deadline = guard_->deadline() + std::chrono::seconds(2);
+    PolledDeadline deadline(guard_->deadline() + std::chrono::seconds(2));
     while (!all_done(requests, rank)) {
-      if (std::chrono::steady_clock::now() >= deadline)
+      if (deadline.expired())
         guard_->fail(guard_->missing_line({0}, size,
                                           "the start-up rendezvous (rank 0 is the one "
                                           "that answers)"),
@@ -137,7 +155,7 @@ void Runtime::rendezvous() {
     owns_mpi_ = false;
     throw StoppedDuringStartup(
         "stopped by a signal during start-up: training had not started and nothing was "
-        "written");
+        "written; run the same command to start again");
   }
 }
 

@@ -159,13 +159,18 @@ void StartupGuard::run() {
   // The rendezvous reports from the main thread first (rank 0 names the missing ranks); this
   // thread is the backstop for a blocking MPI call, and ranks other than 0 wait a little longer
   // so that rank 0's line is the one that is printed.
-  const auto backstop = deadline_ + std::chrono::seconds(env_.rank == 0 ? 0 : 3);
+  auto backstop = deadline_ + std::chrono::seconds(env_.rank == 0 ? 0 : 3);
   std::chrono::steady_clock::time_point stop_seen{};
+  auto last_tick = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     cv_.wait_for(lock, kTick);
     if (stop_) break;
     const auto now = std::chrono::steady_clock::now();
+    // A gap of seconds between ticks: this rank itself was frozen (SIGSTOP, then the launcher's
+    // SIGCONT before it ends the job). The time it slept does not count against the others.
+    if (now - last_tick > std::chrono::seconds(2)) backstop += now - last_tick;
+    last_tick = now;
     const auto& stop_requested = options_.stop_requested();
     // A stop request while MPI start-up blocks (a peer that never arrives): the rendezvous
     // cannot agree on it, so after a grace of 5 s this rank ends on its own.
@@ -173,7 +178,8 @@ void StartupGuard::run() {
       if (stop_seen == std::chrono::steady_clock::time_point{}) stop_seen = now;
       if (now - stop_seen > std::chrono::seconds(5))
         fail("stopped by a signal during start-up (" + std::string(phase_) +
-                 " had not completed): training had not started and nothing was written",
+                 " had not completed): training had not started and nothing was written; "
+                 "run the same command to start again",
              3);
     }
     if (now < backstop) continue;

@@ -1,12 +1,18 @@
 // lmt: one executable, many subcommands. Sets up MPI for the commands that run on ranks and turns
-// errors into one message and an exit code (2: usage, 1: failure; a failing rank ends the job).
+// errors into one message and an exit code (2: usage, 1: failure; a failing rank ends the job;
+// 3: train stopped on request, see train/README.md).
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <lmt/dist/runtime.h>
+#include <lmt/train/checkpoint.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -42,6 +48,38 @@ void print_usage() {
   for (const auto& c : command_table()) std::printf("  %-10s %s\n", c.name, c.summary);
 }
 
+// The start-up deadline is --collective-timeout (flag, else `collective-timeout = N` in the
+// --config INI file), read here because MPI starts before the command parses its options; a
+// malformed value falls back to the default and the command reports it after start-up.
+std::chrono::seconds startup_timeout(int argc, char** argv) {
+  constexpr int kDefault = 300;  // --collective-timeout's default (cmd_train.cpp)
+  const std::string flag = "--collective-timeout";
+  std::string value, config;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == flag && i + 1 < argc) value = argv[i + 1];
+    if (a.rfind(flag + "=", 0) == 0) value = a.substr(flag.size() + 1);
+    if (a == "--config" && i + 1 < argc) config = argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) config = a.substr(9);
+  }
+  if (value.empty() && !config.empty()) {
+    std::ifstream in(config);
+    for (std::string line; std::getline(in, line);) {
+      auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = line.substr(0, eq);
+      key.erase(0, key.find_first_not_of(" \t"));
+      key.erase(key.find_last_not_of(" \t") + 1);
+      if (key == "collective-timeout") value = line.substr(eq + 1);
+    }
+  }
+  char* end = nullptr;
+  const long seconds = value.empty() ? 0 : std::strtol(value.c_str(), &end, 10);
+  if (seconds < 1 || seconds > 1000000 || (end && *end != '\0' && *end != ' ' && *end != '\r'))
+    return std::chrono::seconds(kDefault);
+  return std::chrono::seconds(seconds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,14 +96,29 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  lmt::launch::Session session;
+  // train: SIGUSR1/SIGTERM only record a stop request from the very first instruction on, so a
+  // signal during start-up is never a silent exit 143. Start-up polls it: every rank ends with
+  // exit 3 and one line (nothing written); after start-up the trainer checkpoints and exits 3.
+  const bool stoppable = name == "train";
+  if (stoppable) lmt::train::install_stop_signal_handlers();
+
+  // Declared before the session: the session's communicators (and their watchdog threads, which
+  // call MPI) go before the Runtime finalizes MPI.
   std::unique_ptr<lmt::dist::Runtime> runtime;
+  lmt::launch::Session session;
   try {
     if (command->needs_mpi) {
-      runtime = std::make_unique<lmt::dist::Runtime>(argc, argv);
+      lmt::dist::RuntimeOptions options;
+      options.startup_timeout(startup_timeout(argc, argv));
+      if (stoppable) options.stop_requested([] { return lmt::train::stop_signal_received(); });
+      runtime = std::make_unique<lmt::dist::Runtime>(argc, argv, options);
       session.runtime = runtime.get();
     }
     return command->run(argc - 1, argv + 1, session);
+  } catch (const lmt::dist::StoppedDuringStartup& e) {
+    const lmt::dist::RankEnv env = lmt::dist::RankEnv::from_environment();
+    if (env.rank == 0) std::fprintf(stderr, "lmt: rank 0: %s\n", e.what());
+    return lmt::train::kExitCheckpointedStop;
   } catch (const lmt::launch::UsageError& e) {
     if (!runtime || runtime->env().rank == 0)
       std::fprintf(stderr, "lmt %s: %s\n", name.c_str(), e.what());

@@ -13,3 +13,26 @@ mpi() {  # mpi NP [mpirun options...] -- probe args...
   mpirun -np "$np" --oversubscribe --bind-to none -x OMP_NUM_THREADS "${opts[@]}" "$PROBE" "$@"
 }
 fail() { echo "FAIL: $*"; exit 1; }
+
+# For the tests that run lmt train: the binary, Fashion-MNIST converted once per build (under a
+# lock), and the pid of rank R among an mpirun's children.
+fmnist() {
+  [ -x "${LMT_BIN:-}" ] || fail "lmt not built at ${LMT_BIN:-}"
+  [ -f "${FMNIST_DIR:-}/train-images-idx3-ubyte.gz" ] || { echo "SKIP: no Fashion-MNIST"; exit 77; }
+  FM="${LMT_BUILD_DIR}/tests/dist/fashion-mnist"
+  (
+    flock 9
+    [ -f "$FM/test.h5" ] || "$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" --out "$FM" >/dev/null
+  ) 9>"${LMT_BUILD_DIR}/tests/dist/.fashion-mnist.lock" || fail "convert failed"
+}
+rank_pid() {  # rank_pid MPIRUN_PID RANK (waits up to 10 s for the rank to appear)
+  local p
+  for _ in $(seq 500); do
+    for p in $(pgrep -P "$1"); do
+      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+        { echo "$p"; return 0; }
+    done
+    sleep 0.02
+  done
+  return 1
+}

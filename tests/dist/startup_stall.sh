@@ -31,7 +31,24 @@ stall_case 3 2 after-init \
 stall_case 2 0 before-init \
   "^lmt: rank 1: start-up: rank 0 of 2 \(host [^)]+\) did not arrive within $T s"
 
-# No process is left behind (the frozen rank included).
+# lmt train itself: --collective-timeout is the start-up deadline, read before MPI starts.
+fmnist
+start=$(date +%s)
+timeout 120 mpirun -np 2 --oversubscribe --bind-to none -x OMP_NUM_THREADS \
+  -x LMT_TEST_STALL_STARTUP_RANK=1 "$LMT_BIN" train --data "$FM" --out "$TMP/run" --threads 1 \
+  --collective-timeout "$T" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+elapsed=$(( $(date +%s) - start ))
+grep "^lmt" "$TMP/err"
+[ $rc -ne 124 ] && [ $rc -ne 0 ] || fail "lmt train with a frozen rank: exit $rc"
+[ $elapsed -le $LIMIT ] || fail "lmt train with a frozen rank: took ${elapsed}s (> ${LIMIT}s)"
+grep -Eq "^lmt: rank 0: start-up: rank 1 of 2 \(host [^)]+\) did not arrive within $T s \(--collective-timeout\)" "$TMP/err" ||
+  fail "lmt train with a frozen rank: no line naming rank 1"
+[ ! -e "$TMP/run" ] || fail "lmt train with a frozen rank: the run directory was written"
+echo "lmt train, rank 1 frozen: ended in ${elapsed}s with rc=$rc"
+
+# No process is left behind (the frozen ranks included).
 sleep 1
 if pgrep -f "$PROBE runtime" >/dev/null; then fail "a dist_probe process outlived its job"; fi
+if pgrep -f "$LMT_BIN train --data $FM --out $TMP/run" >/dev/null; then fail "an lmt rank outlived its job"; fi
 echo "startup stall: every case ended with the frozen rank named"
