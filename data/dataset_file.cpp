@@ -285,7 +285,11 @@ constexpr int64_t kIsolatedImageReadLimit = int64_t{256} << 20;
 // cannot be caught in-process. Checksummed files (lmt's own format) are read directly.
 void check_before_reading(const std::string& path) {
   if (detail::in_isolated_check()) return;
-  bool isolate = detail::superblock_version(path) < 2;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(path, "no such file");
+  const int version = detail::superblock_version(path);
+  if (version < 0) fail(path, "not an HDF5 file");
+  bool isolate = version < 2;
   if (!isolate) {
     H5Handle probe = open_file(path);
     isolate = detail::has_variable_length_strings(probe.get());

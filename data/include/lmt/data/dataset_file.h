@@ -1,7 +1,9 @@
 // lmt::data: the dataset file schema (one HDF5 file per split) and its reader and writer.
 // Schema: `images` uint8 [N,H,W,C] chunked one image per chunk, `labels` int32 [N], attributes
 // num_classes, height, width, channels (int64), source (string), class_names (strings), mean and
-// std (float32 per channel, pixel scale [0,1], computed on the train split).
+// std (float32 per channel, pixel scale [0,1], computed on the train split). Written in the
+// checksummed HDF5 v110 format with Fletcher-32 datasets and fixed-length strings; files without
+// metadata checksums are read in a forked child first (data/README.md, "Integrity").
 #pragma once
 
 #include <cstdint>
@@ -31,8 +33,8 @@ struct DatasetInfo {
   int64_t image_bytes() const { return height * width * channels; }
 };
 
-// Reads the attributes and checks them against the datasets' shapes. Throws DataError naming the
-// file and the attribute/dataset at fault.
+// Reads the attributes and checks them against the datasets' shapes (and mean/std: finite,
+// std > 0). Throws DataError naming the file and the attribute/dataset at fault.
 DatasetInfo read_dataset_info(const std::string& path);
 
 // Writes one split atomically: path + ".tmp.<pid>" is written, closed, fsynced and renamed over
