@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,19 @@ std::string resolved_config(const CommandLine& cli, const po::variables_map& vm)
 // Throws UsageError unless vm[name] is one of `choices`.
 void require_choice(const po::variables_map& vm, const std::string& name,
                     std::initializer_list<const char*> choices);
+
+// Throws UsageError naming --name unless lo <= vm[name] <= hi (strict where *_open); NaN is always
+// refused, infinity unless the range allows it. For int, int64_t, uint64_t and double options;
+// an absent option passes.
+constexpr double kInf = std::numeric_limits<double>::infinity();
+void require_range(const po::variables_map& vm, const std::string& name, double lo, double hi,
+                   bool lo_open = false, bool hi_open = false);
+// The same for a value that did not come straight from vm (an item of a list).
+void check_range(const std::string& name, double x, double lo, double hi, bool lo_open = false,
+                 bool hi_open = false);
+// Throws UsageError unless vm[name] is `off` or >= min (e.g. --max-steps -1 or >= 1).
+void require_off_or_at_least(const po::variables_map& vm, const std::string& name, double off,
+                             double min);
 
 // Splits "0.1,0.3,1" into numbers; throws UsageError naming the flag on a malformed item.
 std::vector<double> parse_number_list(const std::string& flag, const std::string& text);

@@ -29,8 +29,9 @@ std::vector<std::string> split_attacks(const std::string& text) {
   for (std::string item; std::getline(in, item, ',');) {
     if (item.empty()) continue;
     if (item == "fab-t" || item == "fab")
-      throw UsageError("option '--attacks': FAB-T is not implemented (use apgd-ce, apgd-t, "
-                       "square, pgd)");
+      throw UsageError(
+          "option '--attacks': FAB-T is not implemented (use apgd-ce, apgd-t, "
+          "square, pgd)");
     if (std::find(kKnownAttacks.begin(), kKnownAttacks.end(), item) == kKnownAttacks.end())
       throw UsageError("option '--attacks': unknown attack '" + item +
                        "' (expected apgd-ce, apgd-t, square, pgd)");
@@ -41,17 +42,17 @@ std::vector<std::string> split_attacks(const std::string& text) {
 }
 
 // Images [start, start+count) as float [n,C,H,W] in [0,1], zero-padded (centred) to h x w.
-at::Tensor load_images(const data::DatasetReader& reader, int64_t start, int64_t count,
-                       int64_t h, int64_t w) {
+at::Tensor load_images(const data::DatasetReader& reader, int64_t start, int64_t count, int64_t h,
+                       int64_t w) {
   const auto& info = reader.info();
   std::vector<uint8_t> bytes(size_t(count * info.image_bytes()));
   if (count > 0) reader.read_images(start, count, bytes.data());
-  at::Tensor x = at::from_blob(bytes.data(), {count, info.height, info.width, info.channels},
-                               at::kByte)
-                     .permute({0, 3, 1, 2})
-                     .to(at::kFloat)
-                     .div(255.0)
-                     .contiguous();
+  at::Tensor x =
+      at::from_blob(bytes.data(), {count, info.height, info.width, info.channels}, at::kByte)
+          .permute({0, 3, 1, 2})
+          .to(at::kFloat)
+          .div(255.0)
+          .contiguous();
   if (h == info.height && w == info.width) return x;
   if (h < info.height || w < info.width)
     throw UsageError("model input " + std::to_string(h) + "x" + std::to_string(w) +
@@ -83,7 +84,7 @@ int run_attack(int argc, char** argv, Session& session) {
       "square-queries", po::value<int>()->default_value(5000), "Square query budget")(
       "pgd-steps", po::value<int>()->default_value(10), "PGD steps")(
       "pgd-restarts", po::value<int>()->default_value(1), "PGD restarts")(
-      "seed", po::value<uint64_t>()->default_value(0), "seed of random starts and Square")(
+      "seed", po::value<int64_t>()->default_value(0), "seed of random starts and Square")(
       "threads", po::value<int>(), "intra-op threads (default: cores / ranks on this node)")(
       "metrics-out", po::value<std::string>()->value_name("FILE"),
       "also append the JSON result line to FILE");
@@ -92,8 +93,15 @@ int run_attack(int argc, char** argv, Session& session) {
   require_choice(vm, "norm", {"L2", "Linf"});
   const auto attacks = split_attacks(vm["attacks"].as<std::string>());
   const double eps = vm["eps"].as<double>();
-  if (!(eps >= 0)) throw UsageError("option '--eps' must be >= 0");
-  if (vm["batch-size"].as<int64_t>() < 1) throw UsageError("option '--batch-size' must be positive");
+  require_range(vm, "eps", 0, kInf, false, true);
+  require_range(vm, "batch-size", 1, 1e9);
+  require_off_or_at_least(vm, "n", -1, 1);
+  for (const char* name :
+       {"apgd-iterations", "apgd-restarts", "square-queries", "pgd-steps", "pgd-restarts"})
+    require_range(vm, name, 1, 1e9);
+  require_range(vm, "target-classes", 1, 1e6);
+  require_range(vm, "threads", 1, 1024);
+  require_range(vm, "seed", 0, 9.3e18);
   join_ranks(session, vm);
 
   const std::string model_file = vm["model-file"].as<std::string>();
@@ -107,6 +115,7 @@ int run_attack(int argc, char** argv, Session& session) {
   const std::string data_file = vm["data"].as<std::string>();
   data::DatasetReader reader(data_file);
   const auto labels_all = reader.read_labels();
+  check_evaluation_data(config, reader.info(), data_file);
   int64_t n = vm["n"].as<int64_t>();
   n = n < 0 ? int64_t(labels_all.size()) : std::min<int64_t>(n, int64_t(labels_all.size()));
   const int rank = session.comm->rank(), world = session.comm->size();
@@ -130,13 +139,13 @@ int run_attack(int argc, char** argv, Session& session) {
   double& certified_broken = counts[attacks.size() + 4];
   double& probability_rows = counts[attacks.size() + 5];
   double& total = counts[attacks.size() + 6];
-  const uint64_t seed = vm["seed"].as<uint64_t>();
+  const uint64_t seed = uint64_t(vm["seed"].as<int64_t>());
   const int64_t batch = vm["batch-size"].as<int64_t>();
   for (int64_t start = begin; start < end; start += batch) {
     const int64_t count = std::min(batch, end - start);
     at::Tensor x = load_images(reader, start, count, config.height, config.width);
-    at::Tensor y = at::tensor(std::vector<int64_t>(labels_all.begin() + start,
-                                                   labels_all.begin() + start + count));
+    at::Tensor y = at::tensor(
+        std::vector<int64_t>(labels_all.begin() + start, labels_all.begin() + start + count));
     at::Tensor logits;
     {
       at::NoGradGuard no_grad;
@@ -146,7 +155,9 @@ int run_attack(int argc, char** argv, Session& session) {
     clean += correct.sum().item<double>();
     total += double(count);
     at::Tensor row_sum = logits.sum(1);
-    probability_rows += logits.ge(0).all(1).logical_and(logits.le(1).all(1))
+    probability_rows += logits.ge(0)
+                            .all(1)
+                            .logical_and(logits.le(1).all(1))
                             .logical_and((row_sum - 1).abs().lt(1e-3))
                             .sum()
                             .item<double>();
@@ -258,7 +269,8 @@ int run_attack(int argc, char** argv, Session& session) {
                    sums[attacks.size() + 1] / N);
       exit_code = 1;
     }
-    if (vm.count("metrics-out")) train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
+    if (vm.count("metrics-out"))
+      train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
   }
   return exit_code;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include <lmt/data/dataset_file.h>
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
 #include <lmt/models/model.h>
@@ -20,7 +21,8 @@ namespace lmt::launch {
 int run_certify(int argc, char** argv, Session& session) {
   CommandLine cli;
   cli.command = "certify";
-  cli.usage = "lmt certify --model-file PATH --data FILE.h5 [--eps 0.1,0.3,1.0,1.58] [--plot FILE.png]";
+  cli.usage =
+      "lmt certify --model-file PATH --data FILE.h5 [--eps 0.1,0.3,1.0,1.58] [--plot FILE.png]";
   cli.options.add_options()("model-file", po::value<std::string>()->required()->value_name("PATH"),
                             "model file written by lmt train")(
       "data", po::value<std::string>()->required()->value_name("FILE"), "dataset file (test.h5)")(
@@ -37,7 +39,10 @@ int run_certify(int argc, char** argv, Session& session) {
   if (!parse(cli, argc, argv, vm)) return 0;
   require_choice(vm, "head", {"global", "pairwise", "best"});
   train::CertifyOptions options;
+  require_range(vm, "batch-size", 1, 1e9);
+  require_range(vm, "threads", 1, 1024);
   options.eps = parse_number_list("eps", vm["eps"].as<std::string>());
+  for (double eps : options.eps) check_range("eps", eps, 0, kInf, false, true);
   options.head = vm["head"].as<std::string>();
   join_ranks(session, vm);
 
@@ -46,6 +51,7 @@ int run_certify(int argc, char** argv, Session& session) {
   auto loaded = models::load_model_file(model_file);
   auto& model = *loaded.model;
   const std::string data_file = vm["data"].as<std::string>();
+  check_evaluation_data(model.config(), data::read_dataset_info(data_file), data_file);
   data::Loader loader(data_file, evaluation_loader_options(session, model.config(),
                                                            vm["batch-size"].as<int64_t>()));
   auto result = train::certify(model, loader, session.comm.get(), options);
@@ -78,7 +84,8 @@ int run_certify(int argc, char** argv, Session& session) {
   std::fprintf(stderr, "  L (sound bound)         %.6g   = %.6f x power-iteration estimate %.6g\n",
                result.sound_bound, result.sound_bound / result.estimate_bound,
                result.estimate_bound);
-  if (vm.count("metrics-out")) train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
+  if (vm.count("metrics-out"))
+    train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
 
   if (vm.count("plot")) {
     // Certified accuracy at radius r = fraction of points correct with radius >= r.

@@ -24,8 +24,8 @@ int run_convert(int argc, char** argv, Session&) {
       "tiny-imagenet default 64); with --jpeg: the default model input size (224)")(
       "jpeg", po::bool_switch(), "imagenet: store the original JPEG bytes (full resolution)")(
       "shard-bytes", po::value<int64_t>()->default_value(int64_t{1} << 30),
-      "imagenet: payload bytes per shard file")(
-      "threads", po::value<int>()->default_value(cores), "decoding/resizing threads")(
+      "imagenet: payload bytes per shard file")("threads", po::value<int>()->default_value(cores),
+                                                "decoding/resizing threads")(
       "on-bad-image", po::value<std::string>()->default_value("fail"),
       "corrupt/unreadable JPEG: fail (name it and stop) or skip (count it in the attributes)")(
       "src", po::value<std::string>()->required()->value_name("DIR"), "directory of source files")(
@@ -37,6 +37,9 @@ int run_convert(int argc, char** argv, Session&) {
   require_choice(vm, "dataset",
                  {"fashion-mnist", "cifar10", "cifar100", "tiny-imagenet", "imagenet"});
   require_choice(vm, "on-bad-image", {"skip", "fail"});
+  require_range(vm, "size", 0, 65536);
+  require_range(vm, "shard-bytes", 1, 9.3e18);
+  require_range(vm, "threads", 1, 1024);
   const auto dataset = vm["dataset"].as<std::string>();
   const auto src = vm["src"].as<std::string>(), out = vm["out"].as<std::string>();
   auto progress = [](const std::string& line) { std::cerr << "convert: " << line << "\n"; };
@@ -53,11 +56,16 @@ int run_convert(int argc, char** argv, Session&) {
     throw UsageError("imagenet needs --size N (resized uint8) or --jpeg (original bytes)");
   if (dataset == "tiny-imagenet" && image.jpeg)
     throw UsageError("--jpeg: only for imagenet (tiny-imagenet is stored as 64 px uint8)");
-  if (dataset == "tiny-imagenet") data::convert_tiny_imagenet(src, out, image, progress);
-  else if (dataset == "imagenet") data::convert_imagenet(src, out, image, progress);
-  else if (dataset == "fashion-mnist") data::convert_fashion_mnist(src, out, progress);
-  else if (dataset == "cifar10") data::convert_cifar10(src, out, progress);
-  else data::convert_cifar100(src, out, progress);
+  if (dataset == "tiny-imagenet")
+    data::convert_tiny_imagenet(src, out, image, progress);
+  else if (dataset == "imagenet")
+    data::convert_imagenet(src, out, image, progress);
+  else if (dataset == "fashion-mnist")
+    data::convert_fashion_mnist(src, out, progress);
+  else if (dataset == "cifar10")
+    data::convert_cifar10(src, out, progress);
+  else
+    data::convert_cifar100(src, out, progress);
   std::cout << "{\"command\":\"convert\",\"dataset\":\"" << dataset << "\",\"out\":\"" << out
             << "\"}" << std::endl;
   return 0;

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <ATen/Parallel.h>
+#include <lmt/data/dataset_file.h>
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
 #include <lmt/models/model.h>
@@ -27,12 +28,15 @@ int run_eval(int argc, char** argv, Session& session) {
       "also append the JSON result line to FILE");
   po::variables_map vm;
   if (!parse(cli, argc, argv, vm)) return 0;
+  require_range(vm, "batch-size", 1, 1e9);
+  require_range(vm, "threads", 1, 1024);
   join_ranks(session, vm);
 
   auto loaded = models::load_model_file(vm["model-file"].as<std::string>());
   auto& model = *loaded.model;
   const auto& config = model.config();
   const std::string data_file = vm["data"].as<std::string>();
+  check_evaluation_data(config, data::read_dataset_info(data_file), data_file);
   data::Loader loader(data_file,
                       evaluation_loader_options(session, config, vm["batch-size"].as<int64_t>()));
   auto result = train::evaluate(model, loader, session.comm.get());
@@ -48,7 +52,8 @@ int run_eval(int argc, char** argv, Session& session) {
     std::cout << line.str() << std::endl;
     std::fprintf(stderr, "eval: %s on %s: accuracy %.4f (%lld images)\n", config.name.c_str(),
                  data_file.c_str(), result.accuracy(), (long long)result.count);
-    if (vm.count("metrics-out")) train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
+    if (vm.count("metrics-out"))
+      train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
   }
   return 0;
 }

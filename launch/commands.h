@@ -41,4 +41,10 @@ data::LoaderOptions evaluation_loader_options(const Session& session,
                                               const models::ModelConfig& config,
                                               int64_t global_batch);
 
+// Throws std::runtime_error naming `file` when the dataset cannot be evaluated by the model: no
+// images (evaluation, certify and attack report fractions of its size), or another number of
+// classes or channels than the model was built for.
+void check_evaluation_data(const models::ModelConfig& config, const data::DatasetInfo& info,
+                           const std::string& file);
+
 }  // namespace lmt::launch

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "commands.h"
@@ -30,6 +32,19 @@ data::LoaderOptions evaluation_loader_options(const Session& session,
       .shuffle(false)
       .drop_last(false)
       .pad_to(config.height, config.width);
+}
+
+void check_evaluation_data(const models::ModelConfig& config, const data::DatasetInfo& info,
+                           const std::string& file) {
+  if (info.size < 1) throw std::runtime_error(file + ": the dataset holds no images");
+  auto same = [&](const char* what, int64_t data_value, int64_t model_value) {
+    if (data_value != model_value)
+      throw std::runtime_error(file + ": " + what + " " + std::to_string(data_value) +
+                               " differs from the model's " + std::to_string(model_value) + " (" +
+                               config.name + ")");
+  };
+  same("num_classes", info.num_classes, config.num_classes);
+  same("channels", info.channels, config.channels);
 }
 
 }  // namespace lmt::launch
