@@ -1,5 +1,8 @@
 // The network of the LMT paper's MNIST experiment (after Wong & Kolter 2018): two 4x4 stride-2
 // convolutions (16, 32 channels), a 100-unit hidden layer and the class layer, ReLU between.
+// Model option act=softplus swaps ReLU for softplus (also 1-Lipschitz, and smooth: the
+// data-parallel equivalence tests use it, since a ReLU whose input sits at ~0 can flip between
+// two reduction orders and make two runs different runs).
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
 #include <lmt/models/heads.h>
@@ -13,32 +16,45 @@ class LmtMnist : public Model {
  public:
   explicit LmtMnist(const ModelConfig& c) : Model(c) {
     const int64_t hidden = c.option_int("hidden", 100);
+    const std::string act = c.option_string("act", "relu");
+    if (act != "relu" && act != "softplus")
+      throw ModelError("model option act: expected relu or softplus, got '" + act + "'");
+    softplus_ = act == "softplus";
     if (!c.mean.empty())
       normalize_ = register_module(
-          "normalize", lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
-                                                     std::vector<double>(c.std.begin(), c.std.end())));
-    conv1_ = register_module("conv1", lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(
-                                          c.channels, 16, 4, c.height, c.width)
-                                          .stride(2)
-                                          .padding(1)));
+          "normalize",
+          lipschitz::InputNormalization(std::vector<double>(c.mean.begin(), c.mean.end()),
+                                        std::vector<double>(c.std.begin(), c.std.end())));
+    conv1_ =
+        register_module("conv1", lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(
+                                                              c.channels, 16, 4, c.height, c.width)
+                                                              .stride(2)
+                                                              .padding(1)));
     conv2_ = register_module(
-        "conv2", lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(
-                                              16, 32, 4, conv1_->output_height(), conv1_->output_width())
-                                              .stride(2)
-                                              .padding(1)));
+        "conv2",
+        lipschitz::BoundedConv2d(lipschitz::BoundedConv2dOptions(16, 32, 4, conv1_->output_height(),
+                                                                 conv1_->output_width())
+                                     .stride(2)
+                                     .padding(1)));
     const int64_t flat = 32 * conv2_->output_height() * conv2_->output_width();
     fc1_ = register_module("fc1", lipschitz::BoundedLinear(flat, hidden));
     if (uses_hypersphere_head(c))
-      he_ = register_module("he_head", HypersphereHead(hidden, c.num_classes, hypersphere_scale(c)));
+      he_ =
+          register_module("he_head", HypersphereHead(hidden, c.num_classes, hypersphere_scale(c)));
     else
       fc2_ = register_module("fc2", lipschitz::BoundedLinear(hidden, c.num_classes));
   }
 
   at::Tensor features(const at::Tensor& input) {
     at::Tensor x = normalize_ ? normalize_->forward(input) : input;
-    x = conv1_->forward(x).relu();
-    x = conv2_->forward(x).relu();
-    return fc1_->forward(x.flatten(1)).relu();
+    x = activation(conv1_->forward(x));
+    x = activation(conv2_->forward(x));
+    return activation(fc1_->forward(x.flatten(1)));
+  }
+
+  // Both are 1-Lipschitz (softplus' slope is the logistic function, in (0, 1)): bound 1.
+  at::Tensor activation(const at::Tensor& x) const {
+    return softplus_ ? at::softplus(x) : x.relu();
   }
 
   at::Tensor forward(const at::Tensor& input) override {
@@ -48,8 +64,8 @@ class LmtMnist : public Model {
   bool has_bound() const override { return !he_; }
 
   at::Tensor body_bound(lipschitz::BoundMode mode) {
-    at::Tensor bound = conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode) *
-                       fc1_->spectral_norm(mode);
+    at::Tensor bound =
+        conv1_->spectral_norm(mode) * conv2_->spectral_norm(mode) * fc1_->spectral_norm(mode);
     return normalize_ ? bound * normalize_->lipschitz_bound(mode) : bound;
   }
 
@@ -70,6 +86,7 @@ class LmtMnist : public Model {
   lipschitz::BoundedConv2d conv1_{nullptr}, conv2_{nullptr};
   lipschitz::BoundedLinear fc1_{nullptr}, fc2_{nullptr};
   HypersphereHead he_{nullptr};  // replaces fc2 when the model option head=he
+  bool softplus_ = false;
 };
 
 }  // namespace

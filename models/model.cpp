@@ -33,6 +33,7 @@ std::mutex registry_mutex;
 }  // namespace
 
 int64_t ModelConfig::option_int(const std::string& key, int64_t fallback) const {
+  read_options->insert(key);
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   try {
@@ -45,6 +46,7 @@ int64_t ModelConfig::option_int(const std::string& key, int64_t fallback) const 
 }
 
 double ModelConfig::option_double(const std::string& key, double fallback) const {
+  read_options->insert(key);
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   try {
@@ -57,12 +59,14 @@ double ModelConfig::option_double(const std::string& key, double fallback) const
 }
 
 std::string ModelConfig::option_string(const std::string& key, const std::string& fallback) const {
+  read_options->insert(key);
   auto it = options.find(key);
   return it == options.end() ? fallback : it->second;
 }
 
 std::vector<int64_t> ModelConfig::option_ints(const std::string& key,
                                               std::vector<int64_t> fallback) const {
+  read_options->insert(key);
   auto it = options.find(key);
   if (it == options.end()) return fallback;
   std::vector<int64_t> values;
@@ -102,20 +106,31 @@ ModelConfig ModelConfig::deserialize(const std::string& text) {
   for (const auto& line : split(text, '\n')) {
     if (line.empty()) continue;
     auto eq = line.find('=');
-    if (eq == std::string::npos) throw ModelError("model configuration: malformed line '" + line + "'");
+    if (eq == std::string::npos)
+      throw ModelError("model configuration: malformed line '" + line + "'");
     std::string key = line.substr(0, eq), value = line.substr(eq + 1);
     try {
-      if (key == "name") config.name = value;
-      else if (key == "num_classes") config.num_classes = std::stoll(value);
-      else if (key == "channels") config.channels = std::stoll(value);
-      else if (key == "height") config.height = std::stoll(value);
-      else if (key == "width") config.width = std::stoll(value);
-      else if (key == "mean") config.mean = floats(value);
-      else if (key == "std") config.std = floats(value);
-      else if (key.rfind("option.", 0) == 0) config.options[key.substr(7)] = value;
-      else throw ModelError("model configuration: unknown field '" + key + "'");
+      if (key == "name")
+        config.name = value;
+      else if (key == "num_classes")
+        config.num_classes = std::stoll(value);
+      else if (key == "channels")
+        config.channels = std::stoll(value);
+      else if (key == "height")
+        config.height = std::stoll(value);
+      else if (key == "width")
+        config.width = std::stoll(value);
+      else if (key == "mean")
+        config.mean = floats(value);
+      else if (key == "std")
+        config.std = floats(value);
+      else if (key.rfind("option.", 0) == 0)
+        config.options[key.substr(7)] = value;
+      else
+        throw ModelError("model configuration: unknown field '" + key + "'");
     } catch (const std::invalid_argument&) {
-      throw ModelError("model configuration: field '" + key + "' has malformed value '" + value + "'");
+      throw ModelError("model configuration: field '" + key + "' has malformed value '" + value +
+                       "'");
     }
   }
   if (config.name.empty()) throw ModelError("model configuration: field 'name' missing");
@@ -138,7 +153,17 @@ std::shared_ptr<Model> make_model(const ModelConfig& config) {
   if (!config.mean.empty() &&
       (config.mean.size() != size_t(config.channels) || config.std.size() != config.mean.size()))
     throw ModelError("model: mean/std must have one value per input channel");
-  return factory(config);
+  ModelConfig checked = config;
+  checked.read_options = std::make_shared<std::set<std::string>>();
+  auto model = factory(checked);
+  for (const auto& [key, value] : checked.options) {
+    if (checked.read_options->count(key)) continue;
+    std::string read;
+    for (const auto& k : *checked.read_options) read += (read.empty() ? "" : ", ") + k;
+    throw ModelError("model option '" + key + "' is not used by model '" + config.name +
+                     "' with these options (it reads: " + (read.empty() ? "none" : read) + ")");
+  }
+  return model;
 }
 
 std::vector<std::string> model_names() {

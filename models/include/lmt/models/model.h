@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,10 +33,14 @@ struct ModelConfig {
   std::map<std::string, std::string> options;  // architecture options ("depths", "width", ...)
 
   // Option lookups with a default; a malformed value throws ModelError naming the option.
+  // Every key looked up is recorded (shared by copies of this config), so make_model can refuse
+  // options the architecture never read.
   int64_t option_int(const std::string& key, int64_t fallback) const;
   double option_double(const std::string& key, double fallback) const;
   std::string option_string(const std::string& key, const std::string& fallback) const;
   std::vector<int64_t> option_ints(const std::string& key, std::vector<int64_t> fallback) const;
+  // The keys looked up so far by this config and its copies.
+  std::shared_ptr<std::set<std::string>> read_options = std::make_shared<std::set<std::string>>();
 
   // Line-oriented "key=value" text, stored inside model files and checkpoints.
   std::string serialize() const;
@@ -59,7 +64,9 @@ class Model : public lipschitz::BoundedModule {
 
 using ModelFactory = std::function<std::shared_ptr<Model>(const ModelConfig&)>;
 
-// Builds a registered model; an unknown name throws ModelError listing the known ones.
+// Builds a registered model; an unknown name throws ModelError listing the known ones, and an
+// option the architecture does not read (a typo, or one that only applies with another option)
+// throws ModelError naming it and the options the model read.
 std::shared_ptr<Model> make_model(const ModelConfig& config);
 std::vector<std::string> model_names();
 // Adds a model to the registry (used by the built-in models and by plugins).
