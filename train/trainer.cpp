@@ -217,6 +217,20 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
                      .threads(o.loader_threads)
                      .prefetch(o.prefetch)
                      .image_size(o.image_size));
+  {
+    const auto &a = s.train_loader->info(), &b = s.test_loader->info();
+    auto mismatch = [&](const char* what, int64_t train_value, int64_t test_value) {
+      if (train_value != test_value)
+        throw TrainError(test_file + ": " + what + " " + std::to_string(test_value) +
+                         " differs from " + train_file + " (" + std::to_string(train_value) + ")");
+    };
+    mismatch("num_classes", a.num_classes, b.num_classes);
+    mismatch("channels", a.channels, b.channels);
+    if (pad <= 0 && o.image_size <= 0) {
+      mismatch("height", a.height, b.height);
+      mismatch("width", a.width, b.width);
+    }
+  }
   if (s.train_loader->steps_per_epoch() < 1)
     throw TrainError("--batch-size: " + std::to_string(o.batch_size) + " exceeds the " +
                      std::to_string(s.train_loader->info().size) + " training images");
@@ -313,6 +327,33 @@ static void test_hook_save_rank(models::Model& model, int rank, double bound) {
                           {{"train_lipschitz_bound_hex", hex}});
 }
 
+// A step whose loss is non-finite or above kExplodedLoss, or whose bound is non-finite, ends the
+// run naming the step: every objective here is a cross-entropy (of clean, shifted or adversarial
+// logits) or adds a KL term, so a loss of 1e6 means logit gaps of about 1e6 — weights that have
+// blown up (Adam at lr 1e3 reaches 1e29 at chance accuracy), not a run that is still learning.
+constexpr double kExplodedLoss = 1e6;
+
+static void check_not_diverged(double loss, const at::Tensor& bound, int64_t step, double lr) {
+  char text[256];
+  if (!std::isfinite(loss) || loss > kExplodedLoss) {
+    std::snprintf(text, sizeof text,
+                  "training diverged at step %lld: the loss is %g%s (learning rate %g: lower "
+                  "it, or check the data and the model options)",
+                  (long long)step, loss, std::isfinite(loss) ? ", above 1e6" : "", lr);
+    throw TrainError(text);
+  }
+  if (bound.defined()) {
+    const double value = bound.item<double>();
+    if (!std::isfinite(value)) {
+      std::snprintf(text, sizeof text,
+                    "training diverged at step %lld: the Lipschitz bound is %g (a weight "
+                    "overflowed; learning rate %g)",
+                    (long long)step, value, lr);
+      throw TrainError(text);
+    }
+  }
+}
+
 TrainSummary Trainer::run() {
   auto& s = *state_;
   const auto& o = s.options;
@@ -379,9 +420,7 @@ TrainSummary Trainer::run() {
       s.optimizer->step();
 
       const double loss = out.loss.item<double>();
-      if (!std::isfinite(loss))
-        throw TrainError("training diverged: loss is " + std::to_string(loss) + " at step " +
-                         std::to_string(s.global_step) + " (lower --lr?)");
+      check_not_diverged(loss, out.bound, s.global_step + 1, lr);
       loss_sum += loss * double(batch->labels.size(0));
       correct += out.logits.argmax(1).eq(batch->labels).sum().item<double>();
       seen += double(batch->labels.size(0));
