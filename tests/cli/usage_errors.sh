@@ -14,7 +14,7 @@ expect_exit 2 "'--epochs' is invalid" -- "$LMT_BIN" train --data d --out o --epo
 expect_exit 2 "'--lr' is invalid" -- "$LMT_BIN" train --data d --out o --lr 1e-3x
 expect_exit 2 "'--optimizer' is invalid.*sgd, adam" -- "$LMT_BIN" train --data d --out o --optimizer rmsprop
 expect_exit 2 "'--loss' is invalid" -- "$LMT_BIN" train --data d --out o --loss hinge
-expect_exit 2 "'--batch-size' must be positive" -- "$LMT_BIN" train --data d --out o --batch-size 0
+expect_exit 2 "'--batch-size' must be in \\[1, " -- "$LMT_BIN" train --data d --out o --batch-size 0
 expect_exit 2 "'--model-option' is invalid" -- "$LMT_BIN" train --data d --out o --model-option width
 expect_exit 2 "'--eps' is invalid" -- "$LMT_BIN" certify --model-file m --data d --eps 0.1,abc
 expect_exit 2 "'--dataset' is invalid" -- "$LMT_BIN" convert svhn --src s --out o

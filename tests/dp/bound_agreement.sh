@@ -1,15 +1,19 @@
 # Ranks agree on the Lipschitz bound: with --loss lmt, after 50 steps on 2 and 3 ranks, every
 # rank's final model (power-iteration vectors included) and the bound L it trained with are
-# bitwise identical to rank 0's, for both --pi-sync average and --pi-sync split; and L equals the
-# 1-rank L within 1e-5 relative (measured: 1.3e-6 average, 2.3e-6 split on 2 ranks; the same
-# 1-rank run with 2 threads instead of 1 differs by 5.5e-7, so this is float rounding of the
-# gradient sums amplified over 50 steps, which puts issue 4's 1e-6 at the noise floor).
+# bitwise identical to rank 0's, for both --pi-sync average and --pi-sync split (the same
+# all-reduce result on every rank: that is the exactness this test is for); and the weights and
+# L equal the 1-rank run's within 1e-4 relative. That comparison only catches a broken sync (a
+# sum for a mean, a vector not shared: > 1e-2 off after one step); float rounding of the gradient
+# sums, amplified over 50 LMT steps (the bound feeds the loss), measured with softplus (see
+# equivalence.sh for why not ReLU) at most 5.6e-6 on the weights and 1.4e-6 on L over 2-3 ranks
+# and both sync modes (Intel Xeon; 1.3e-6 / 2.3e-6 for L on AMD EPYC), 18x below 1e-4.
 # Per-rank models come from the trainer hook LMT_TEST_RANK_DIR (each rank saves DIR/rank-R.pt
 # with its last training bound in hex). SGD: see equivalence.sh for Adam's amplification.
 source "$(dirname "$0")/lib.sh"
-ARGS=(train --data "$FM" --model lmt-mnist --loss lmt --optimizer sgd --lr 0.01 --batch-size 48
+ARGS=(train --data "$FM" --model lmt-mnist --model-option act=softplus --loss lmt --optimizer sgd
+      --lr 0.01 --batch-size 48
       --max-steps 50 --seed 7
-      --threads 1 --log-every 1000)
+      --threads "$THREADS" --log-every 1000)
 export LMT_TEST_RANK_DIR
 LMT_TEST_RANK_DIR="$TMP/ranks1" && mkdir -p "$LMT_TEST_RANK_DIR"
 "$LMT_BIN" "${ARGS[@]}" --out "$TMP/run1" >"$TMP/run1.log" 2>&1
@@ -26,7 +30,7 @@ for sync in average split; do
         "$LMT_TEST_RANK_DIR/rank-0.pt" --bitwise
     done
     compare "$name vs 1 rank" "$LMT_TEST_RANK_DIR/rank-0.pt" "$TMP/ranks1/rank-0.pt" \
-      --rtol 1e-4 --bound-rtol 1e-5
+      --rtol 1e-4 --bound-rtol 1e-4
   done
 done
 echo "PASS"

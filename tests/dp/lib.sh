@@ -3,7 +3,10 @@
 set -uo pipefail
 TMP="${LMT_TEST_TMP:-/tmp/lmt-dp-test}"
 rm -rf "$TMP" && mkdir -p "$TMP"
-export OMP_NUM_THREADS=1
+# Intra-op threads per rank: 1 by default (2 ranks on 2 cores); LMT_TEST_THREADS=2 runs the same
+# checks with 2, since every tolerance here must hold for either.
+THREADS="${LMT_TEST_THREADS:-1}"
+export OMP_NUM_THREADS="$THREADS"
 COMPARE="${LMT_BUILD_DIR}/tests/dp/compare_models"
 fail() { echo "FAIL: $*"; exit 1; }
 [ -x "$LMT_BIN" ] || fail "lmt not built at $LMT_BIN"
