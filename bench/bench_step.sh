@@ -30,7 +30,7 @@ run_lmt() {  # run_lmt LABEL NP STEPS BATCH lmt-train-args...
   local line ips
   line=$(mpirun -np "$np" --bind-to none -x OMP_NUM_THREADS "$LMT" train --threads "$THREADS" \
     --max-steps "$steps" --epochs 1 --batch-size "$batch" --log-every 100000000 \
-    --out "$OUT/run" "$@" 2>>"$OUT/stderr.log" | tail -1)
+    --out "$OUT/run" --overwrite "$@" 2>>"$OUT/stderr.log" | tail -1)
   ips=$(echo "$line" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["images_per_s"])' 2>/dev/null) \
     && record "$label" "$batch" "$ips" || echo "bench_step.sh: $label failed (see $OUT/stderr.log)" >&2
 }
