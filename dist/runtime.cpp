@@ -5,8 +5,13 @@
 
 #include <mpi.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -164,7 +169,34 @@ Runtime::~Runtime() {
   if (!owns_mpi_) return;
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Finalize();
+  if (finalized) return;
+  // MPI_Finalize waits for every rank (Open MPI fences): a peer frozen after its last collective
+  // would hang this rank forever. The same deadline as start-up bounds it.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread watch([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    PolledDeadline deadline(std::chrono::steady_clock::now() + options_.startup_timeout());
+    while (!done) {
+      cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (done || !deadline.expired()) continue;
+      std::fprintf(stderr,
+                   "lmt: rank %d: MPI_Finalize did not complete within %lld s (%s): a peer rank "
+                   "is stopped or hung; exiting without it\n",
+                   env_.rank, (long long)options_.startup_timeout().count(),
+                   options_.timeout_flag().c_str());
+      std::fflush(stderr);
+      _exit(1);
+    }
+  });
+  MPI_Finalize();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watch.join();
 }
 
 bool Runtime::thread_multiple() const { return thread_level_ >= MPI_THREAD_MULTIPLE; }
