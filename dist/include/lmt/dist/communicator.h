@@ -24,7 +24,8 @@ class Work {
 // Collectives over all ranks of the job, issued by every rank in the same order. Tensors are
 // reduced in place; they must live on the communicator's device (CPU for MPI).
 // Every collective is watched: one that does not finish within the timeout prints
-// "lmt: rank R: collective NAME did not complete within T s; a peer rank failed or is hung"
+// "lmt: rank R: collective NAME did not complete within T s: rank P of N (host h, pid p) does
+// not answer ..." (the stalled peer, found by pinging the others' watchdogs; dist/README.md)
 // and aborts the whole job (MPI_Abort), so no rank ever hangs.
 class Communicator {
  public:
