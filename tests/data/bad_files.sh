@@ -50,4 +50,11 @@ rc=0
 [ "$(grep -c 'train.h5' err.txt)" -eq 1 ] || { cat err.txt >&2; fail "full-disk: no one line naming train.h5"; }
 grep -q "File too large" err.txt || { cat err.txt >&2; fail "full-disk: reason missing"; }
 [ -z "$(ls -A full 2>/dev/null)" ] || { ls -la full >&2; fail "full-disk convert left files"; }
+# Into a folder holding a good conversion: the previous files stay as they were.
+rc=0
+( trap '' XFSZ; ulimit -f 4000; exec "$LMT_BIN" convert fashion-mnist --src "$FMNIST_DIR" \
+    --out fm2 ) > out.txt 2> err.txt || rc=$?
+[ "$rc" -eq 1 ] || { cat err.txt >&2; fail "full-disk convert over fm2: exit $rc, expected 1"; }
+cmp fm/train.h5 fm2/train.h5 || fail "the previous train.h5 was changed by a failed conversion"
+[ "$(ls fm2)" = "$(printf 'test.h5\ntrain.h5')" ] || { ls -la fm2 >&2; fail "fm2: stray files"; }
 echo "bad files: all checks passed"
