@@ -5,6 +5,8 @@
 #include <lmt/dist/grad_sync.h>
 #include <lmt/dist/rank_env.h>
 
+#include "mpi_check.h"  // dist/ (private): the MPI return-code check
+
 #include <cstdlib>
 
 namespace dist = lmt::dist;
@@ -223,3 +225,19 @@ TEST(GradSync, SecondBackwardBeforeFinishIsAnError) {
 }
 
 }  // namespace
+
+// MPI return codes (MPI_ERRORS_RETURN everywhere in lmt::dist): a failed call throws DistError
+// naming the call, the rank and MPI's own text (MPI_Error_string needs MPI: a singleton here).
+TEST(MpiCheck, FailedCallThrowsNamingTheCallAndTheRank) {
+  ASSERT_EQ(MPI_Init(nullptr, nullptr), MPI_SUCCESS);
+  EXPECT_NO_THROW(lmt::dist::mpi_check(MPI_SUCCESS, "MPI_Barrier", 0));
+  try {
+    lmt::dist::mpi_check(MPI_ERR_TRUNCATE, "MPI_Allreduce", 3);
+    FAIL() << "no exception";
+  } catch (const lmt::dist::DistError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("MPI_Allreduce failed on rank 3: ", 0), 0u) << what;
+    EXPECT_NE(what.find("truncated"), std::string::npos) << what;  // MPI's text for the code
+  }
+  MPI_Finalize();
+}
