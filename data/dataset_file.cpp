@@ -295,7 +295,12 @@ void check_before_reading(const std::string& path) {
     isolate = detail::has_variable_length_strings(probe.get());
   }
   if (!isolate) return;
-  detail::run_isolated_check(path, [&path] {
+  // 10 s for the metadata (a fuzzed file that hangs HDF5 is refused after this), plus the
+  // images it reads at a slow 10 MB/s (a network file system), so a good file is never refused.
+  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  const int timeout_s =
+      10 + static_cast<int>(std::min(ec ? 0 : bytes, kIsolatedImageReadLimit) / 10'000'000);
+  detail::run_isolated_check(path, timeout_s, [&path] {
     OpenFile m;
     open_reader(path, m);
     (void)read_all_labels(m.file.get(), m.info, path);

@@ -171,7 +171,7 @@ bool has_variable_length_strings(hid_t file) {
   return found;
 }
 
-void run_isolated_check(const std::string& path, const std::function<void()>& read, int timeout_s) {
+void run_isolated_check(const std::string& path, int timeout_s, const std::function<void()>& read) {
   if (g_in_child) {
     read();
     return;

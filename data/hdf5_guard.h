@@ -27,8 +27,7 @@ bool has_variable_length_strings(hid_t file);
 // size, mtime) that passed once is not checked again in this process. Inside the child, nested
 // calls run read() directly. Caller holds the HDF5 lock (no other thread is inside HDF5 when
 // the process forks).
-void run_isolated_check(const std::string& path, const std::function<void()>& read,
-                        int timeout_s = 10);
+void run_isolated_check(const std::string& path, int timeout_s, const std::function<void()>& read);
 
 // True inside the child of run_isolated_check.
 bool in_isolated_check();
