@@ -47,6 +47,7 @@ struct Entry {
   std::string name;
   uint32_t flags = 0, method = 0, crc = 0;
   uint64_t compressed = 0, uncompressed = 0, local_offset = 0;
+  uint32_t disk = 0, external = 0;
 };
 
 uint32_t crc_of_stored(const unsigned char* p, uint64_t n) {
@@ -102,13 +103,19 @@ void verify_zip_archive(const char* bytes, size_t size, const std::string& name)
       break;
     }
   if (end == UINT64_MAX) r.damaged("no end-of-central-directory record; truncated?");
+  // One disk only (multi-disk fields are refused by LibTorch's reader after our check otherwise).
+  if (r.u16(end + 4) != 0 || r.u16(end + 6) != 0 || r.u16(end + 8) != r.u16(end + 10))
+    r.damaged("end record names more than one disk");
   uint64_t entries = r.u16(end + 10), cd_size = r.u32(end + 12), cd_offset = r.u32(end + 16);
   uint64_t cd_limit = end;  // the central directory ends before the end record(s)
   if (end >= kLocatorSize && r.u32(end - kLocatorSize) == kZip64Locator) {
-    const uint64_t record = r.u64(end - kLocatorSize + 8);
-    if (record > end - kLocatorSize || end - kLocatorSize - record < kZip64EndSize ||
-        r.u32(record) != kZip64EndRecord)
+    const uint64_t locator = end - kLocatorSize, record = r.u64(locator + 8);
+    if (r.u32(locator + 4) != 0 || r.u32(locator + 16) != 1 || record > locator ||
+        locator - record < kZip64EndSize || r.u32(record) != kZip64EndRecord)
       r.damaged("bad zip64 end-of-central-directory locator");
+    if (r.u32(record + 16) != 0 || r.u32(record + 20) != 0 ||
+        r.u64(record + 24) != r.u64(record + 32))
+      r.damaged("zip64 end record names more than one disk");
     entries = r.u64(record + 32);
     cd_size = r.u64(record + 40);
     cd_offset = r.u64(record + 48);
@@ -133,6 +140,8 @@ void verify_zip_archive(const char* bytes, size_t size, const std::string& name)
     const uint64_t name_len = r.u16(at + 28), extra_len = r.u16(at + 30),
                    comment_len = r.u16(at + 32);
     e.local_offset = r.u32(at + 42);
+    e.disk = r.u16(at + 34);
+    e.external = r.u32(at + 38);
     const uint64_t next = at + kCentralSize + name_len + extra_len + comment_len;
     if (next > cd_limit) r.damaged("central directory entry " + std::to_string(i) + " overruns");
     e.name.assign(bytes + at + kCentralSize, name_len);
@@ -163,7 +172,11 @@ void verify_zip_archive(const char* bytes, size_t size, const std::string& name)
 
   for (const auto& e : list) {
     const std::string entry = "entry '" + e.name + "'";
-    if (e.flags & 1u) r.damaged(entry + " is encrypted");
+    // Flags other than deflate options (bits 1-2), data descriptor (3) and UTF-8 names (11):
+    // encryption and the like, which LibTorch's reader refuses or misreads.
+    if (e.flags & ~0x080eu) r.damaged(entry + " has unsupported flags");
+    if (e.disk != 0) r.damaged(entry + " lies on another disk");
+    if (e.external & 0x10u) r.damaged(entry + " is marked as a directory");  // read as empty
     if (e.method != 0 && e.method != 8)
       r.damaged(entry + " uses compression method " + std::to_string(e.method));
     if (e.local_offset >= cd_offset) r.damaged(entry + " starts inside the central directory");

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
 #include <lmt/io/atomic_file.h>
+#include <lmt/io/zip_check.h>
 #include <lmt/models/model.h>
 
 namespace fs = std::filesystem;
@@ -140,6 +142,58 @@ TEST_F(ModelFile, AFullDiskKeepsThePreviousFile) {
   expect_one_line_naming(error, path, "cannot write: File too large");
   EXPECT_EQ(lm::load_model_file(path).metadata.at("generation"), "1");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+}
+
+// Every single-byte change (one low bit, one high bit, all bits) of a small archive (two tensors
+// and a string, 1.9 KB): verify_zip_archive refuses
+// it, or the byte lies where neither the check nor LibTorch looks (timestamps, versions,
+// padding) and the tensors read back unchanged. A crash in LibTorch's parser ends the test.
+TEST(ZipCheck, EverySingleByteChangeIsRefusedOrChangesNothing) {
+  torch::serialize::OutputArchive archive;
+  const at::Tensor a = at::arange(12, at::kFloat).reshape({3, 4}), b = at::ones({5}, at::kDouble);
+  archive.write("a", a, /*is_buffer=*/true);
+  archive.write("b", b, /*is_buffer=*/true);
+  archive.write("note", c10::IValue(std::string("small")));
+  std::string bytes;
+  archive.save_to([&](const void* data, size_t size) -> size_t {
+    bytes.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  lmt::io::verify_zip_archive(bytes.data(), bytes.size(), "small.pt");
+  int refused = 0, unchanged = 0, changed = 0;
+  for (size_t at = 0; at < 3 * bytes.size(); ++at) {
+    std::string mutated = bytes;
+    const int mask = at < bytes.size() ? 0x01 : at < 2 * bytes.size() ? 0x80 : 0xff;
+    mutated[at % bytes.size()] = char(mutated[at % bytes.size()] ^ mask);
+    try {
+      lmt::io::verify_zip_archive(mutated.data(), mutated.size(), "small.pt");
+    } catch (const lmt::io::IoError& e) {
+      ++refused;
+      EXPECT_EQ(std::string(e.what()).rfind("small.pt: damaged archive (", 0), 0u) << e.what();
+      continue;
+    }
+    try {
+      torch::serialize::InputArchive in;
+      in.load_from(mutated.data(), mutated.size());
+      at::Tensor ra, rb;
+      c10::IValue note;
+      in.read("a", ra, /*is_buffer=*/true);
+      in.read("b", rb, /*is_buffer=*/true);
+      in.read("note", note);
+      if (ra.equal(a) && rb.equal(b) && note.toStringRef() == "small")
+        ++unchanged;
+      else {
+        ++changed;
+        ADD_FAILURE() << "byte " << at % bytes.size() << " ^ " << mask << " changed the contents";
+      }
+    } catch (const std::exception& e) {
+      ++changed;  // LibTorch refused what the check let through: counted as a miss
+      ADD_FAILURE() << "byte " << at % bytes.size() << " ^ " << mask << ": "
+                    << std::string(e.what()).substr(0, 120);
+    }
+  }
+  EXPECT_EQ(changed, 0) << refused << " refused, " << unchanged << " unchanged";
+  EXPECT_GT(refused, int(bytes.size())) << unchanged << " unchanged of " << 3 * bytes.size();
 }
 
 }  // namespace
