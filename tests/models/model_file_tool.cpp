@@ -3,11 +3,16 @@
 // the cost of the load-time checks (README figures).
 //   model_file_tool poison IN OUT TENSOR VALUE
 //   model_file_tool time FILE N      mean load time over N loads, checks on and off
+//   model_file_tool flip FILE N SEED  N copies of FILE with one random byte changed, each loaded
+//       in this process: how many were refused (ModelError) or loaded with the same digest
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <random>
 #include <string>
 
 #include <lmt/models/model.h>
@@ -24,6 +29,30 @@ int main(int argc, char** argv) try {
       std::printf("checks %-3s: %.1f ms per load\n", verify ? "on" : "off", ms / n);
     }
     return 0;
+  }
+  if (argc == 5 && std::string(argv[1]) == "flip") {
+    const std::string path = argv[2], copy = path + ".flip";
+    const std::string digest =
+        lmt::models::weights_digest(*lmt::models::load_model_file(path).model);
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::mt19937_64 rng(std::strtoull(argv[4], nullptr, 10));
+    int refused = 0, same = 0, different = 0;
+    for (int i = 0, n = std::atoi(argv[3]); i < n; ++i) {
+      std::string mutated = bytes;
+      const size_t at = rng() % mutated.size();
+      mutated[at] = char(mutated[at] ^ int(1 + rng() % 255));
+      std::ofstream(copy, std::ios::binary | std::ios::trunc) << mutated;
+      try {
+        auto loaded = lmt::models::load_model_file(copy);
+        (lmt::models::weights_digest(*loaded.model) == digest ? same : different)++;
+      } catch (const lmt::models::ModelError&) {
+        ++refused;
+      }
+    }
+    std::remove(copy.c_str());
+    std::printf("refused %d, loaded unchanged %d, loaded changed %d\n", refused, same, different);
+    return different == 0 ? 0 : 1;
   }
   if (argc != 6 || std::string(argv[1]) != "poison") {
     std::cerr << "usage: model_file_tool poison IN OUT TENSOR VALUE\n";
