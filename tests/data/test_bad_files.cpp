@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <limits>
 
@@ -358,36 +359,70 @@ TEST(BadFiles, OutOfRangeLabelAndShapeMismatchAreRefusedOnOpen) {
       << shape;
 }
 
-// A full disk (here: the file size limit, EFBIG) during write_dataset: one DataError naming the
-// destination and the reason, no temporary or final file left, and the process still exits
-// normally afterwards (HDF5 1.10 segfaulted in its exit handler when H5Fclose failed to flush).
+// Runs write() in a forked child whose files may not grow past limit_bytes (writes beyond fail
+// with EFBIG, SIGXFSZ ignored: a full disk without privileges), then lets the child exit through
+// std::exit, which runs HDF5's exit handler. Returns the DataError message write() threw.
+std::string write_with_file_limit(const ScratchDir& dir, rlim_t limit_bytes,
+                                  const std::function<void()>& write) {
+  const std::string report = dir.file("report.txt");
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const struct rlimit limit = {limit_bytes, limit_bytes};
+    ::setrlimit(RLIMIT_FSIZE, &limit);
+    const std::string message = error_of(write);
+    std::ofstream(report) << message;  // a few bytes, below the limit
+    std::exit(0);
+  }
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+  // HDF5 1.10 segfaulted here (in its exit handler) when H5Fclose had failed to flush.
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "child status " << status << " (signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0)
+      << ")";
+  std::string message;
+  std::getline(std::ifstream(report), message);
+  std::filesystem::remove(report);
+  return message;
+}
+
+// A full disk during write_dataset: one DataError naming the destination and the reason, no
+// temporary or final file left, and the process still exits normally afterwards.
 TEST(BadFiles, WriteIntoAFullDiskFailsCleanlyAndExitsNormally) {
   ScratchDir dir;
   const std::string path = dir.file("big.h5");
-  const std::string report = dir.file("report.txt");
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::signal(SIGXFSZ, SIG_IGN);
-    const struct rlimit limit = {64 * 1024, 64 * 1024};  // bytes; the file needs ~300 KB
-    ::setrlimit(RLIMIT_FSIZE, &limit);
-    DatasetInfo info = small_info(1000);
-    const auto images = pattern_bytes(1000 * 60 * 5, 16);
-    info.height = 25;
-    const std::string message =
-        error_of([&] { write_dataset(path, info, images.data(), labels_of(1000).data()); });
-    std::ofstream(report) << message;
-    std::exit(0);  // runs HDF5's exit handler
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  std::string message;
-  std::getline(std::ifstream(report), message);
+  DatasetInfo info = small_info(1000);
+  info.height = 25;  // 1000 images of 300 bytes: the file needs ~300 KB
+  const auto images = pattern_bytes(1000 * 300, 16);
+  const std::string message = write_with_file_limit(
+      dir, 64 * 1024, [&] { write_dataset(path, info, images.data(), labels_of(1000).data()); });
   EXPECT_TRUE(starts_with(message, path + ": write failed after ")) << message;
   EXPECT_NE(message.find("File too large"), std::string::npos) << message;
-  std::filesystem::remove(report);
+  EXPECT_TRUE(dir.empty());
+}
+
+// The same for the sharded writer: a shard that cannot be written ends the split with nothing
+// left behind (no shard, no index, no temporary file).
+TEST(BadFiles, ShardedWriteIntoAFullDiskLeavesNothing) {
+  ScratchDir dir;
+  const std::string index = dir.file("train.h5");
+  DatasetInfo info = small_info(0);
+  info.height = 25;
+  const auto images = pattern_bytes(400 * 300, 17);
+  const std::string message = write_with_file_limit(dir, 64 * 1024, [&] {
+    ShardedWriter writer(index, info, 100 * 300);  // shards of ~30 KB fit, the payload does not
+    for (int i = 0; i < 400; ++i) writer.add(images.data() + i * 300, 300, i % 3);
+    const auto staged = writer.finish(info.mean, info.std, 0);
+    commit_shards(staged);
+  });
+  EXPECT_EQ(message, "") << "shards below the limit: the write should succeed";
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) std::filesystem::remove(e);
+  const std::string big = write_with_file_limit(dir, 16 * 1024, [&] {
+    ShardedWriter writer(index, info, 100 * 300);
+    for (int i = 0; i < 400; ++i) writer.add(images.data() + i * 300, 300, i % 3);
+    commit_shards(writer.finish(info.mean, info.std, 0));
+  });
+  EXPECT_TRUE(starts_with(big, dir.file("train-00000.h5") + ": write failed after ")) << big;
   EXPECT_TRUE(dir.empty());
 }
 
