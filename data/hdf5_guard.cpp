@@ -120,7 +120,7 @@ void check_in_child(const std::string& path, const std::function<void()>& read, 
   } while (waited < 0 && errno == EINTR);
   // waited < 0 (ECHILD: SIGCHLD ignored by the application): the reply alone decides.
 
-  const std::string where = " (HDF5 metadata without checksums, read in a separate process)";
+  const std::string where = " (checked in a separate process)";
   if (timed_out)
     fail(path, "corrupt file: reading its HDF5 metadata did not finish within " +
                    std::to_string(timeout_s) + " s" + where);
