@@ -23,7 +23,9 @@
 # Every job runs under the script's own limit (timeout + 60 s, then SIGKILL): a job it has to kill is
 # a hang. Table columns: trials; ended-with-named-error (non-zero exit and a line naming the rank
 # that was hit, or for full-disk a "lmt: rank R: ..." line naming a file); hang; wrong exit (0 after
-# a fault, a crash code 134/139, or full-disk anything but 1); resumed-bitwise (kill-checkpoint).
+# a fault, a crash code 134/139, or full-disk anything but 1); resumed-bitwise (kill-checkpoint);
+# end-s (seconds from the fault, or from the launch for stop-startup and full-disk, to the end
+# of the job: min-max).
 set -uo pipefail
 
 N=5 NP=2 T=5 WORK=/tmp/lmt-fault-campaign KINDS=kill-train,stop-startup,stop-train,kill-checkpoint,full-disk
@@ -61,7 +63,7 @@ ARGS=(--data "$FM" --model lmt-mnist --batch-size 256 --epochs 3 --max-steps 600
 CKPT_ARGS=(--data "$FM" --model lmt-mnist --batch-size 256 --max-steps 40 --threads 1
            --log-every 100000 --collective-timeout "$T" --checkpoint-every 5 --keep-last 2 --seed 11)
 
-declare -A trials named hangs wrong bitwise
+declare -A trials named hangs wrong bitwise times
 log() { printf '%s\n' "$*" >&2; }
 
 rank_pid() {  # rank_pid MPIRUN_PID RANK
@@ -83,18 +85,21 @@ wait_for() {  # wait_for SECONDS COMMAND...: polls every 20 ms
 # Mid-training: the progress line of step 20 or later (--log-every 10) is in the job's log.
 has_progress() { grep -Eq "^train: ([2-9][0-9]|[1-9][0-9][0-9]+)/" "$1.log"; }
 writing_checkpoint() { compgen -G "$1/checkpoints/.tmp-step-*" >/dev/null; }
-# finish PID LOG: waits for the job (killing it at the hard limit) and sets RC and HUNG.
+# finish PID: waits for the job (killing it at the hard limit); sets RC, HUNG and ELAPSED (s
+# from the call, i.e. from the fault, to the end of the job).
 finish() {
-  local pid=$1 start=$SECONDS
+  local pid=$1 start=$SECONDS t0
+  t0=$(date +%s.%N)
   RC=
   while kill -0 "$pid" 2>/dev/null; do
     if [ $((SECONDS - start)) -ge "$HARD" ]; then
       pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
-      wait "$pid" 2>/dev/null; RC=137; HUNG=1; return
+      wait "$pid" 2>/dev/null; RC=137; HUNG=1; ELAPSED=$HARD; return
     fi
     sleep 0.05
   done
   wait "$pid"; RC=$?; HUNG=0
+  ELAPSED=$(echo "$(date +%s.%N) - $t0" | bc)
 }
 count() {  # count KIND NAMED(0/1) WRONG(0/1) BITWISE(0/1/-)
   trials[$1]=$((${trials[$1]:-0} + 1))
@@ -103,6 +108,7 @@ count() {  # count KIND NAMED(0/1) WRONG(0/1) BITWISE(0/1/-)
   [ "$3" = 1 ] && wrong[$1]=$((${wrong[$1]:-0} + 1))
   [ "$4" = 1 ] && bitwise[$1]=$((${bitwise[$1]:-0} + 1))
   [ "$4" = - ] && bitwise[$1]=-
+  times[$1]="${times[$1]:-} $ELAPSED"
   return 0
 }
 crash_code() { [ "$1" -eq 134 ] || [ "$1" -eq 139 ] || [ "$1" -eq 0 ]; }
@@ -116,7 +122,7 @@ trial_kill_train() {
   finish $pid
   grep -Eq "rank $victim .*(signal 9|Killed)|rank $victim of $NP" "$dir.log" && [ "$RC" -ne 0 ] && n=1
   crash_code "$RC" && w=1
-  log "kill-train $i: rank $victim killed -> exit $RC"
+  log "kill-train $i: rank $victim killed -> exit $RC after ${ELAPSED}s"
   count kill-train $n $w -
 }
 
@@ -129,7 +135,7 @@ trial_stop_startup() {
   grep -Eq "start-up: rank $victim of $NP .*did not arrive within $T s" "$dir.log" &&
     [ "$RC" -ne 0 ] && n=1
   { crash_code "$RC" || [ "$RC" -ne 1 ]; } && w=1
-  log "stop-startup $i: rank $victim frozen -> exit $RC"
+  log "stop-startup $i: rank $victim frozen -> exit $RC after ${ELAPSED}s (from launch)"
   count stop-startup $n $w -
 }
 
@@ -143,7 +149,7 @@ trial_stop_train() {
   grep -Eq "rank $victim of $NP \(host [^,]+, pid $vpid\) does not answer" "$dir.log" &&
     [ "$RC" -ne 0 ] && n=1
   { crash_code "$RC" || [ "$RC" -ne 1 ]; } && w=1
-  log "stop-train $i: rank $victim frozen -> exit $RC"
+  log "stop-train $i: rank $victim frozen -> exit $RC after ${ELAPSED}s"
   count stop-train $n $w -
 }
 
@@ -165,6 +171,8 @@ trial_kill_checkpoint() {
     wait_for 60 writing_checkpoint "$dir" && wait_for 60 bash -c "! compgen -G '$dir/checkpoints/.tmp-step-*' >/dev/null" || true
   done
   wait_for 60 writing_checkpoint "$dir"
+  local writing
+  writing=$(cd "$dir/checkpoints" 2>/dev/null && ls -d .tmp-step-* 2>/dev/null | head -1)
   vpid=$(rank_pid $pid $victim) && kill -KILL "$vpid"
   finish $pid
   [ "$RC" -ne 0 ] && grep -Eq "rank $victim .*(signal 9|Killed)|rank $victim of $NP" "$dir.log" && n=1
@@ -175,7 +183,7 @@ trial_kill_checkpoint() {
     rc2=$?
     [ $rc2 -eq 0 ] && "$COMPARE" "$REFERENCE" "$dir/model.pt" --bitwise >/dev/null 2>&1 && b=1
   fi
-  log "kill-checkpoint $i: rank $victim killed in $(ls "$dir/checkpoints" 2>/dev/null | tr '\n' ' ')-> exit $RC; resume exit ${rc2:-none}, bitwise=$b"
+  log "kill-checkpoint $i: rank $victim killed while ${writing:-?} was written -> exit $RC after ${ELAPSED}s; resume exit ${rc2:-none}, bitwise=$b"
   count kill-checkpoint $n $w $b
 }
 
@@ -190,7 +198,7 @@ trial_full_disk() {
   [ "$RC" -ne 1 ] && w=1
   local left
   left=$(find "$dir" -name "*.tmp*" -o -name ".tmp-*" 2>/dev/null | wc -l)
-  log "full-disk $i: limit ${kib} KiB -> exit $RC, temporary files left: $left: $(grep -m1 '^lmt' "$dir.log")"
+  log "full-disk $i: limit ${kib} KiB -> exit $RC after ${ELAPSED}s (from launch), temporary files left: $left: $(grep -m1 '^lmt' "$dir.log")"
   count full-disk $n $w -
 }
 
@@ -203,8 +211,12 @@ for kind in "${kinds[@]}"; do
   for i in $(seq 1 "$N"); do "trial_${kind//-/_}" "$i"; done
 done
 
-printf '\n%-16s %7s %23s %5s %11s %16s\n' kind trials ended-with-named-error hang wrong-exit resumed-bitwise
+# end-s: seconds from the fault (from the launch for stop-startup and full-disk) to the end of
+# the job, min-max over the trials.
+printf '\n%-16s %7s %23s %5s %11s %16s %12s\n' kind trials ended-with-named-error hang wrong-exit \
+  resumed-bitwise end-s
 for kind in "${kinds[@]}"; do
-  printf '%-16s %7s %23s %5s %11s %16s\n' "$kind" "${trials[$kind]:-0}" "${named[$kind]:-0}" \
-    "${hangs[$kind]:-0}" "${wrong[$kind]:-0}" "${bitwise[$kind]:--}"
+  range=$(tr ' ' '\n' <<<"${times[$kind]:-}" | grep . | sort -g | sed -n '1p;$p' | xargs printf '%.1f-' | sed 's/-$//')
+  printf '%-16s %7s %23s %5s %11s %16s %12s\n' "$kind" "${trials[$kind]:-0}" "${named[$kind]:-0}" \
+    "${hangs[$kind]:-0}" "${wrong[$kind]:-0}" "${bitwise[$kind]:--}" "$range"
 done
