@@ -8,17 +8,19 @@ metadata lives) and runs the command that reads the file:
 
   dataset     lmt eval --model-file MODEL --data MUTATED.h5
   model       lmt eval --model-file MUTATED.pt --data test.h5
-  checkpoint  lmt train --resume MUTATED_DIR ... (one more step)
+  checkpoint  lmt train --resume MUTATED_DIR ... (the 20 steps after the step-20 checkpoint)
 
 Each outcome is one of: crash (killed by a signal), hang (still running after --timeout s),
 named error (non-zero exit whose stderr names the mutated file or checkpoint), unnamed error
-(non-zero exit that does not), accepted (exit 0: the mutation was not detected, or changed
-nothing that matters). Prints a table and writes every crash/hang reproducer under --keep.
+(non-zero exit that does not), accepted, same (exit 0 with the intact file's figures: the
+mutation hit bytes nothing reads) and accepted, different (exit 0 with other figures: damage that
+went undetected). Prints a table and writes every crash/hang reproducer under --keep.
 
   tests/fuzz/mutate.py --lmt build/lmt [--n 300] [--timeout 30] [--seed 1] [--work DIR]
 Exit code: 0 when there was no crash and no hang, 1 otherwise.
 """
 import argparse
+import json
 import os
 import random
 import shutil
@@ -61,24 +63,42 @@ def write_mutated(source, victim, rng):
 
 def run(cmd, timeout, env):
     start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True)
     try:
-        _, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return "hang", b"", time.time() - start
-    return proc.returncode, err, time.time() - start
+        return "hang", b"", b"", time.time() - start
+    return proc.returncode, out, err, time.time() - start
 
 
-def classify(code, err: bytes, names):
+def result_fields(out: bytes):
+    """The figures of the command's JSON result line (paths and timings left out)."""
+    fields = {}
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            for k in ("accuracy", "loss", "count", "train_accuracy", "test_accuracy",
+                      "lipschitz_bound", "steps"):
+                if k in obj:
+                    fields[k] = obj[k]
+    return fields
+
+
+def classify(code, out: bytes, err: bytes, names, baseline):
     if code == "hang":
         return "hang"
     if code < 0 or code >= 128:  # killed by a signal (directly, or reported by a shell)
         return "crash"
     if code == 0:
-        return "accepted"
+        # Accepted: did the mutation change nothing that is read (free space, padding, an unused
+        # zip field), or did the command compute something else from damaged bytes?
+        return "accepted, same" if result_fields(out) == baseline else "accepted, different"
     text = err.decode("utf-8", "replace")
     return "named error" if any(n in text for n in names) else "unnamed error"
 
@@ -93,6 +113,7 @@ def main():
     ap.add_argument("--keep", default=None, help="where crash/hang reproducers go")
     ap.add_argument("--targets", default="dataset,model,checkpoint")
     ap.add_argument("--fmnist", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--show", action="store_true", help="print each case's last stderr line")
     a = ap.parse_args()
     lmt = os.path.abspath(a.lmt)
     work = os.path.abspath(a.work)
@@ -111,15 +132,18 @@ def main():
     run_dir = os.path.join(work, "seed-run")
     print("fuzz: converting Fashion-MNIST and training the seed model ...", flush=True)
     must([lmt, "convert", "fashion-mnist", "--src", a.fmnist, "--out", data])
-    must([lmt, "train", "--data", data, "--out", run_dir, "--max-steps", "20", "--batch-size",
+    must([lmt, "train", "--data", data, "--out", run_dir, "--max-steps", "40", "--batch-size",
           "50", "--checkpoint-every", "20", "--threads", "1", "--seed", "1"])
     model = os.path.join(run_dir, "model.pt")
     test = os.path.join(data, "test.h5")
     ckpts = sorted(os.listdir(os.path.join(run_dir, "checkpoints")))
-    checkpoint = os.path.join(run_dir, "checkpoints", ckpts[-1])
+    checkpoint = os.path.join(run_dir, "checkpoints", ckpts[0])  # step 20 of 40
     ckpt_files = sorted(f for f in os.listdir(checkpoint)
                         if os.path.isfile(os.path.join(checkpoint, f)))
 
+    # The intact originals, to run each target's command once unmutated for its baseline result.
+    pristine = {"dataset": data, "model": run_dir, "checkpoint": work}
+    baselines = {}
     rng = random.Random(a.seed)
     targets = a.targets.split(",")
     results = {t: {} for t in targets}
@@ -144,13 +168,26 @@ def main():
                 victim = os.path.join(ck, name)
                 write_mutated(victim, victim, rng)
                 shutil.copy(os.path.join(run_dir, "config.ini"), os.path.join(case, "config.ini"))
-                cmd = [lmt, "train", "--data", data, "--out", out, "--max-steps", "21",
+                cmd = [lmt, "train", "--data", data, "--out", out, "--max-steps", "40",
                        "--batch-size", "50", "--checkpoint-every", "20", "--threads", "1",
                        "--seed", "1", "--resume", ck]
                 names = [ck, victim, name]
-            code, err, wall = run(cmd, a.timeout, env)
-            outcome = classify(code, err, names)
+            if target not in baselines:  # the same command on the intact file
+                intact = [arg.replace(case, pristine[target]) for arg in cmd]
+                if target == "checkpoint":
+                    intact[intact.index("--resume") + 1] = checkpoint
+                    intact[intact.index("--out") + 1] = os.path.join(work, "baseline-run")
+                code, out, err, _ = run(intact, a.timeout, env)
+                if code != 0:
+                    sys.exit("fuzz: the intact %s fails: %s\n%s" % (target, " ".join(intact),
+                                                                    err.decode()))
+                baselines[target] = result_fields(out)
+            code, out, err, wall = run(cmd, a.timeout, env)
+            outcome = classify(code, out, err, names, baselines[target])
             results[target][outcome] = results[target].get(outcome, 0) + 1
+            if a.show:
+                last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+                print("  %s %d: %s: %s" % (target, i, outcome, last[0][:200]))
             if outcome in ("crash", "hang"):
                 dst = os.path.join(keep, "%s-%03d-%s" % (target, i, outcome.replace(" ", "_")))
                 shutil.copytree(case, dst)
@@ -162,7 +199,8 @@ def main():
                       (target, i + 1, a.n, dict(sorted(results[target].items())),
                        time.time() - started), flush=True)
 
-    cols = ["crash", "hang", "named error", "unnamed error", "accepted"]
+    cols = ["crash", "hang", "named error", "unnamed error", "accepted, same",
+            "accepted, different"]
     print()
     print("| target | mutations | " + " | ".join(cols) + " |")
     print("|---|---|" + "---|" * len(cols))
