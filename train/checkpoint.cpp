@@ -18,7 +18,9 @@
 #include <thread>
 #include <tuple>
 
+#include <torch/optim/adam.h>
 #include <torch/optim/optimizer.h>
+#include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
@@ -341,6 +343,34 @@ void load_checkpoint_model(const std::string& dir, models::Model& model) {
   copy_all(model.named_buffers(), saved->named_buffers(), "buffer");
 }
 
+// LibTorch's Optimizer::load takes per-parameter state of any shape; the mismatch would only
+// surface inside the first step. Every moment must have its parameter's shape.
+static void check_optimizer_state_shapes(const std::string& path,
+                                         torch::optim::Optimizer& optimizer) {
+  int64_t index = 0;
+  for (const auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params()) {
+      auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it != optimizer.state().end()) {
+        std::vector<std::pair<const char*, at::Tensor>> moments;
+        if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get()))
+          moments = {{"exp_avg", adam->exp_avg()},
+                     {"exp_avg_sq", adam->exp_avg_sq()},
+                     {"max_exp_avg_sq", adam->max_exp_avg_sq()}};
+        else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get()))
+          moments = {{"momentum_buffer", sgd->momentum_buffer()}};
+        for (const auto& [name, t] : moments)
+          if (t.defined() && t.numel() > 0 && t.sizes() != p.sizes())
+            throw TrainError(path + ": optimizer state " + name + " of parameter " +
+                             std::to_string(index) + " has shape " + c10::str(t.sizes()) +
+                             ", the parameter has " + c10::str(p.sizes()) +
+                             " (a checkpoint of another model?)");
+      }
+      ++index;
+    }
+  }
+}
+
 void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& optimizer) {
   const std::string path = dir + "/optimizer.pt";
   try {
@@ -352,6 +382,7 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
     throw TrainError(path + ": cannot load optimizer state (a different --optimizer or model?): " +
                      first_line(e.what()));
   }
+  check_optimizer_state_shapes(path, optimizer);
 }
 
 std::string incompatible_option(const std::string& saved, const std::string& current) {

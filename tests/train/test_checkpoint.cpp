@@ -102,6 +102,25 @@ TEST_F(Fixture, RoundTripRestoresStateModelAndOptimizerExactly) {
     EXPECT_TRUE(item.value().equal(other->named_parameters()[item.key()])) << item.key();
 }
 
+TEST_F(Fixture, OptimizerStateOfAnotherShapeIsRefusedAtLoadNotAtTheFirstStep) {
+  const auto dir = train::write_checkpoint(run, *model, *adam, state(5), 0);
+  models::ModelConfig c;
+  c.name = "lmt-mnist";
+  c.options["hidden"] = "50";  // fc1 [50, 1568] instead of [100, 1568]: the same 8 tensors
+  auto other = models::make_model(c);
+  torch::optim::Adam other_adam(other->parameters());
+  try {
+    train::load_checkpoint_optimizer(dir, other_adam);
+    FAIL() << "optimizer state of another model was accepted";
+  } catch (const train::TrainError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(dir + "/optimizer.pt: optimizer state exp_avg of parameter 4 has shape "
+                              "[100, 1568], the parameter has [50, 1568]"),
+              std::string::npos)
+        << what;
+  }
+}
+
 TEST_F(Fixture, DamageIsNamedByFile) {
   const auto dir = train::write_checkpoint(run, *model, *adam, state(1), 0);
   fs::resize_file(dir + "/optimizer.pt", fs::file_size(dir + "/optimizer.pt") - 1);
