@@ -10,8 +10,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 
 #include <lmt/data/dataset_file.h>
+#include <lmt/io/atomic_file.h>
 
 #include "hdf5_attributes.h"
 #include "hdf5_handle.h"
@@ -183,14 +185,6 @@ std::vector<uint8_t> build_hdf5(const std::string& path, const DatasetInfo& info
   return detail::close_to_image(file, path);
 }
 
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) fail(path, "cannot open for fsync");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) fail(path, "fsync failed");
-}
-
 std::string parent_dir(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
   return parent.empty() ? "." : parent;
@@ -255,32 +249,11 @@ std::string write_dataset_temp(const std::string& path, const DatasetInfo& given
 
 std::string write_temp_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail(path, "cannot create temporary file " + temp + ": " + std::strerror(errno));
-  size_t done = 0;
-  int error = 0;
-  while (done < bytes.size() && error == 0) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      error = n < 0 ? errno : ENOSPC;
-    else
-      done += static_cast<size_t>(n);
-  }
-  const char* step = "write";
-  if (error == 0 && ::fsync(fd) != 0) {
-    error = errno;
-    step = "fsync";
-  }
-  if (::close(fd) != 0 && error == 0) {
-    error = errno;
-    step = "close";
-  }
-  if (error != 0) {
-    remove_quietly({temp});
-    fail(path, std::string(step) + " failed after " + std::to_string(done) + " of " +
-                   std::to_string(bytes.size()) + " bytes: " + std::strerror(error) +
-                   " (the temporary file was removed)");
+  try {  // lmt::io's one checked write: every byte, fsync, close; removed again on failure
+    io::write_file_synced(
+        temp, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  } catch (const io::IoError& e) {
+    fail(path, std::string(e.what()) + " (the temporary file was removed)");
   }
   return temp;
 }
@@ -296,7 +269,13 @@ void commit_staged(const std::vector<std::pair<std::string, std::string>>& stage
     }
     renamed.push_back(final_path);
   }
-  for (const auto& pair : staged) fsync_path(parent_dir(pair.second), true);
+  for (const auto& pair : staged) {
+    try {
+      io::fsync_directory(parent_dir(pair.second));
+    } catch (const io::IoError& e) {
+      fail(pair.second, e.what());
+    }
+  }
 }
 
 void remove_quietly(const std::vector<std::string>& paths) {
