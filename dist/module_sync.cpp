@@ -2,6 +2,7 @@
 // first difference when they disagree, then broadcast rank 0's values flattened per dtype.
 #include <lmt/dist/error.h>
 #include <lmt/dist/module_sync.h>
+#include <lmt/io/digest.h>
 
 #include <ATen/core/grad_mode.h>
 
@@ -60,12 +61,6 @@ std::vector<Entry> decode(const std::string& s) {
   return entries;
 }
 
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
 // The first difference between rank r's list and rank 0's, as a sentence.
 std::string first_mismatch(int r, const std::vector<Entry>& mine, const std::vector<Entry>& ref) {
   const std::string who = "rank " + std::to_string(r) + ": ";
@@ -99,7 +94,7 @@ void verify_and_broadcast(Communicator& comm, torch::nn::Module& module) {
   std::vector<at::Tensor> tensors = synced_tensors(module, &entries);
   if (comm.size() == 1) return;
   const std::string mine = encode(entries);
-  at::Tensor hash = at::full({1}, static_cast<int64_t>(fnv1a(mine)), at::kLong);
+  at::Tensor hash = at::full({1}, static_cast<int64_t>(io::fnv1a64(mine)), at::kLong);
   at::Tensor hashes = comm.all_gather(hash).view(-1);
   if (!hashes.eq(hashes[0]).all().item<bool>()) {
     std::vector<std::string> lists = all_gather_strings(comm, mine);
