@@ -137,7 +137,7 @@ ModelConfig ModelConfig::deserialize(const std::string& text) {
   return config;
 }
 
-std::shared_ptr<Model> make_model(const ModelConfig& config) {
+std::shared_ptr<Model> make_model(const ModelConfig& config, bool strict_options) {
   ModelFactory factory;
   {
     std::lock_guard<std::mutex> lock(registry_mutex);
@@ -157,7 +157,7 @@ std::shared_ptr<Model> make_model(const ModelConfig& config) {
   checked.read_options = std::make_shared<std::set<std::string>>();
   auto model = factory(checked);
   for (const auto& [key, value] : checked.options) {
-    if (checked.read_options->count(key)) continue;
+    if (!strict_options || checked.read_options->count(key)) continue;
     std::string read;
     for (const auto& k : *checked.read_options) read += (read.empty() ? "" : ", ") + k;
     throw ModelError("model option '" + key + "' is not used by model '" + config.name +

@@ -133,7 +133,8 @@ LoadedModel load_model_file(const std::string& path, const ModelFileChecks& chec
   }
   LoadedModel loaded;
   try {
-    loaded.model = make_model(ModelConfig::deserialize(config_value.toStringRef()));
+    loaded.model = make_model(ModelConfig::deserialize(config_value.toStringRef()),
+                              /*strict_options=*/false);
   } catch (const std::exception& e) {
     throw ModelError(path + ": " + first_line(e.what()));
   }

@@ -7,6 +7,8 @@ with h5py.File(src, "r") as s, h5py.File(dst, "w") as d:
         d.attrs.create(name, s.attrs[name], dtype=s.attrs.get_id(name).dtype)
     for name in ("images", "labels"):
         ds = s[name]
-        out = d.create_dataset(name, data=ds[:n], chunks=ds.chunks)
+        data = ds[:n]
+        chunks = tuple(max(1, min(c, e)) for c, e in zip(ds.chunks, data.shape)) if ds.chunks else None
+        out = d.create_dataset(name, data=data, chunks=chunks, fletcher32=ds.fletcher32)
         for a in ds.attrs:
             out.attrs.create(a, ds.attrs[a], dtype=ds.attrs.get_id(a).dtype)

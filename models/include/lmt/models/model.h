@@ -64,10 +64,11 @@ class Model : public lipschitz::BoundedModule {
 
 using ModelFactory = std::function<std::shared_ptr<Model>(const ModelConfig&)>;
 
-// Builds a registered model; an unknown name throws ModelError listing the known ones, and an
-// option the architecture does not read (a typo, or one that only applies with another option)
-// throws ModelError naming it and the options the model read.
-std::shared_ptr<Model> make_model(const ModelConfig& config);
+// Builds a registered model; an unknown name throws ModelError listing the known ones. With
+// `strict_options`, an option the architecture does not read (a typo, or one that only applies
+// with another option) throws ModelError naming it and the options the model read; model files
+// are loaded without it, so a file saved with an ignored option (before this check) still loads.
+std::shared_ptr<Model> make_model(const ModelConfig& config, bool strict_options = true);
 std::vector<std::string> model_names();
 // Adds a model to the registry (used by the built-in models and by plugins).
 void register_model(const std::string& name, ModelFactory factory);
