@@ -2,6 +2,7 @@
 // MANIFEST of sizes and checksums written last, verification, discovery, loading, stop signals.
 #include <lmt/train/checkpoint.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -138,6 +139,7 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
   const std::string final_dir = checkpoint_path(run_dir, state.position.global_step);
   const std::string name = fs::path(final_dir).filename().string();
   const std::string tmp = root + "/.tmp-" + name + "-" + std::to_string(::getpid());
+  const std::string aside = root + "/.old-" + name;
   // Write order: after every checkpoint already here (of this run or another).
   std::map<fs::path, Identity> others;
   for (const auto& [step, dir] : list_checkpoints(run_dir))
@@ -185,16 +187,26 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     put("config.ini", state.config);
     io::write_file_synced(tmp + "/" + kManifest, manifest.str());
     io::fsync_directory(tmp);
-    // A checkpoint of the same step may exist (a stop request right after a periodic one):
-    // move it aside first, since rename() does not replace a non-empty directory.
-    if (fs::exists(final_dir)) {
-      fs::remove_all(root + "/.old-" + name);
-      fs::rename(final_dir, root + "/.old-" + name);
+    // A checkpoint of the same step may exist (a stop request right after a periodic one), and
+    // rename() does not replace a non-empty directory. Exchange the two atomically (the old one
+    // ends up under the temporary name, removed below), so a crash at any point leaves a
+    // complete step-N; where the file system cannot exchange (EINVAL), move the old one aside
+    // and put it back if the new one cannot take its place.
+    if (fs::exists(final_dir) &&
+        ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+      fs::remove_all(tmp);
+    } else {
+      if (fs::exists(final_dir)) {
+        fs::remove_all(aside);
+        fs::rename(final_dir, aside);
+      }
+      fs::rename(tmp, final_dir);
     }
-    fs::rename(tmp, final_dir);
     io::fsync_directory(root);
   } catch (const std::exception& e) {
     std::error_code ignored;
+    if (!fs::exists(final_dir, ignored) && fs::exists(aside, ignored))
+      fs::rename(aside, final_dir, ignored);  // the previous checkpoint of this step, back
     fs::remove_all(tmp, ignored);
     std::string what =
         first_line(e.what());  // "TMP/model.pt: cannot write: ..." -> "model.pt: ..."

@@ -121,6 +121,19 @@ TEST_F(Fixture, OptimizerStateOfAnotherShapeIsRefusedAtLoadNotAtTheFirstStep) {
   }
 }
 
+// A stop request right after a periodic checkpoint writes the same step again: the new one takes
+// the old one's place whole (atomic exchange), nothing else is left in checkpoints/.
+TEST_F(Fixture, RewritingTheSameStepReplacesItWhole) {
+  auto first = state(5);
+  const auto dir = train::write_checkpoint(run, *model, *adam, first, 3);
+  auto second = state(5);
+  second.epoch_sums.fill_(42.0);
+  EXPECT_EQ(train::write_checkpoint(run, *model, *adam, second, 3), dir);
+  EXPECT_EQ(error_of(dir), "");
+  EXPECT_TRUE(train::read_checkpoint_state(dir).epoch_sums.equal(second.epoch_sums));
+  EXPECT_EQ(checkpoint_names(), std::vector<std::string>{"step-000005"});
+}
+
 TEST_F(Fixture, DamageIsNamedByFile) {
   const auto dir = train::write_checkpoint(run, *model, *adam, state(1), 0);
   fs::resize_file(dir + "/optimizer.pt", fs::file_size(dir + "/optimizer.pt") - 1);
