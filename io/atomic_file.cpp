@@ -81,12 +81,15 @@ void append_to_file(const std::string& path, std::string_view bytes) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, "append", errno);
   struct stat before {};
-  int error = ::fstat(fd, &before) != 0 ? errno : 0;
+  const bool sized = ::fstat(fd, &before) == 0;
+  int error = sized ? 0 : errno;
   if (error == 0) error = write_all(fd, bytes);
   if (error == 0 && ::fsync(fd) != 0) error = errno;
   if (error != 0) {
-    // Best effort: the old size (a line is whole or absent); the error reported is the write's.
-    if (before.st_size >= 0 && ::ftruncate(fd, before.st_size) == 0) ::fsync(fd);
+    // Best effort: back to the old size (a line is whole or absent), only if it is known (never
+    // a truncation to 0 of a file whose size fstat could not tell); the error reported is the
+    // write's.
+    if (sized && ::ftruncate(fd, before.st_size) == 0) ::fsync(fd);
     ::close(fd);
     fail(path, "append", error);
   }

@@ -50,7 +50,10 @@ FMNIST_DIR="${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
 [ -x "$LMT" ] || { echo "fault-campaign: no lmt at $LMT (build it first)" >&2; exit 1; }
 [ -x "$COMPARE" ] || { echo "fault-campaign: no compare_models at $COMPARE" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-rm -rf "$WORK" && mkdir -p "$WORK"
+if [ -d "$WORK" ] && [ -n "$(ls -A "$WORK")" ] && [ ! -e "$WORK/.lmt-fault-campaign" ]; then
+  echo "fault-campaign: --work $WORK is not empty and was not made by this script" >&2; exit 1
+fi
+rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.lmt-fault-campaign"
 FM="$WORK/fashion-mnist"
 "$LMT" convert fashion-mnist --src "$FMNIST_DIR" --out "$FM" >/dev/null ||
   { echo "fault-campaign: convert failed" >&2; exit 1; }

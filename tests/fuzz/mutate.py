@@ -110,15 +110,22 @@ def main():
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", default="/tmp/lmt-fuzz")
-    ap.add_argument("--keep", default=None, help="where crash/hang reproducers go")
+    ap.add_argument("--keep", default=None,
+                    help="where crash/hang reproducers go (default: WORK-reproducers)")
     ap.add_argument("--targets", default="dataset,model,checkpoint")
     ap.add_argument("--fmnist", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--show", action="store_true", help="print each case's last stderr line")
     a = ap.parse_args()
     lmt = os.path.abspath(a.lmt)
     work = os.path.abspath(a.work)
-    keep = os.path.abspath(a.keep or os.path.join(work, "reproducers"))
+    keep = os.path.abspath(a.keep or work + "-reproducers")
+    marker = os.path.join(work, ".lmt-fuzz-work")
+    if os.path.isdir(work) and os.listdir(work) and not os.path.exists(marker):
+        sys.exit("fuzz: --work %s is not empty and was not made by this script: not removing it"
+                 % work)
     shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    open(marker, "w").close()
     os.makedirs(keep, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
