@@ -26,6 +26,9 @@ cp "$FIX/seed-model.pt" model.pt
 for f in h5-segv-1byte.h5 h5-segv-2.h5 h5-hang.h5; do
   cp "$FIX/$f" "$f"
   expect_one_line_error "$f" "corrupt file" -- "$LMT_BIN" eval --model-file model.pt --data "$f"
+  expect_one_line_error "$f" "corrupt file" -- "$LMT_BIN" certify --model-file model.pt --data "$f"
+  expect_one_line_error "$f" "corrupt file" -- \
+    "$LMT_BIN" attack --model-file model.pt --data "$f" --norm L2 --eps 0.5 --attacks pgd
 done
 
 # A fresh conversion: reproducible bytes, read by eval; one changed pixel byte in the middle of
