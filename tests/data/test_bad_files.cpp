@@ -74,12 +74,6 @@ bool starts_with(const std::string& s, const std::string& prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }
 
-// Everything a command reads: the attributes, all images and labels.
-void read_everything(const std::string& path) {
-  const InMemoryDataset d = read_dataset(path);
-  (void)read_dataset_info(path);
-}
-
 std::string fixture_dir() {
   const char* source = std::getenv("LMT_SOURCE_DIR");
   return std::string(source != nullptr ? source : ".") + "/../shared/fixtures/bad-input";
