@@ -14,20 +14,7 @@ namespace lmt::data {
 namespace {
 using testing::pattern_bytes;
 using testing::ScratchDir;
-
-DatasetInfo small_info(int64_t n) {
-  DatasetInfo info;
-  info.size = n;
-  info.height = 5;
-  info.width = 4;
-  info.channels = 3;
-  info.num_classes = 3;
-  info.source = "synthetic";
-  info.class_names = {"a", "b/c", "d e"};
-  info.mean = {0.1f, 0.2f, 0.3f};
-  info.std = {0.4f, 0.5f, 0.6f};
-  return info;
-}
+using testing::small_info;
 
 std::vector<int32_t> cycle_labels(int64_t n, int32_t k) {
   std::vector<int32_t> labels(n);

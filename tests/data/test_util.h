@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <lmt/data/dataset_file.h>
+
 namespace lmt::data::testing {
 
 // A fresh directory removed at the end of the test.
@@ -33,6 +35,21 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// A small 3-class RGB dataset's attributes (5x4 images; class names with a slash and a space).
+inline DatasetInfo small_info(int64_t n) {
+  DatasetInfo info;
+  info.size = n;
+  info.height = 5;
+  info.width = 4;
+  info.channels = 3;
+  info.num_classes = 3;
+  info.source = "synthetic";
+  info.class_names = {"a", "b/c", "d e"};
+  info.mean = {0.1f, 0.2f, 0.3f};
+  info.std = {0.4f, 0.5f, 0.6f};
+  return info;
+}
 
 // Deterministic pseudo-random bytes (a plain LCG, independent of the sampler's generator).
 inline std::vector<uint8_t> pattern_bytes(size_t n, uint32_t seed) {
