@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -146,6 +147,11 @@ std::string StartupGuard::missing_line(const std::vector<int>& ranks, int world_
 }
 
 void StartupGuard::fail(const std::string& line, int code) const {
+  // The main thread (rendezvous) and this guard's thread can reach a deadline together: the
+  // first one reports and ends the process, the other waits for that (one line, one abort).
+  static std::atomic<bool> reported{false};
+  if (reported.exchange(true))
+    for (;;) ::pause();
   std::fprintf(stderr, "lmt: rank %d: %s\n", env_.rank, line.c_str());
   std::fflush(stderr);
   if (mpi_ready_) MPI_Abort(MPI_COMM_WORLD, code);
@@ -159,7 +165,9 @@ void StartupGuard::run() {
   // The rendezvous reports from the main thread first (rank 0 names the missing ranks); this
   // thread is the backstop for a blocking MPI call, and ranks other than 0 wait a little longer
   // so that rank 0's line is the one that is printed.
-  auto backstop = deadline_ + std::chrono::seconds(env_.rank == 0 ? 0 : 3);
+  // (Rank 0 by 1 s, so that its rendezvous, which names exactly the ranks missing after MPI
+  // init, reports before this thread does.)
+  auto backstop = deadline_ + std::chrono::seconds(env_.rank == 0 ? 1 : 3);
   std::chrono::steady_clock::time_point stop_seen{};
   auto last_tick = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(mu_);

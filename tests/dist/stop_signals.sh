@@ -21,6 +21,7 @@ rm -rf "$TMP"/run-*
 m=$!
 r0=$(rank_pid $m 0) || fail "rank 0 not found"
 for _ in $(seq 250); do grep -q STALL "$TMP/a.log" && break; sleep 0.02; done
+wait_catches "$r0" || fail "rank 0 never installed its SIGTERM handler"
 kill -TERM "$r0"
 wait $m; rc=$?; m=
 grep "^lmt" "$TMP/a.log"
@@ -36,6 +37,7 @@ echo "start-up stop (blocked rank): exit 3"
 m=$!
 r1=$(rank_pid $m 1) || fail "rank 1 not found"
 for _ in $(seq 250); do grep -q STALL "$TMP/b.log" && break; sleep 0.02; done
+wait_catches "$r1" || fail "rank 1 never installed its SIGTERM handler"
 kill -TERM "$r1" && kill -CONT "$r1"
 wait $m; rc=$?; m=
 grep "^lmt" "$TMP/b.log"
