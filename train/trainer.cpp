@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include <lmt/data/loader.h>
@@ -334,7 +335,7 @@ static void test_hook_save_rank(models::Model& model, int rank, double bound) {
 // chance accuracy within two steps); a softmax classifier that still learns never needs one.
 constexpr double kExplodedLogit = 1e6;
 
-static void check_not_diverged(double loss, const at::Tensor& logits, const at::Tensor& bound,
+static void check_not_diverged(double loss, const at::Tensor& logits, std::optional<double> bound,
                                int64_t step, double lr) {
   char text[256];
   const double largest = logits.detach().abs().max().item<double>();
@@ -350,15 +351,12 @@ static void check_not_diverged(double loss, const at::Tensor& logits, const at::
                   (long long)step, what.c_str(), lr);
     throw TrainError(text);
   }
-  if (bound.defined()) {
-    const double value = bound.item<double>();
-    if (!std::isfinite(value)) {
-      std::snprintf(text, sizeof text,
-                    "training diverged at step %lld: the Lipschitz bound is %g (a weight "
-                    "overflowed; learning rate %g)",
-                    (long long)step, value, lr);
-      throw TrainError(text);
-    }
+  if (bound && !std::isfinite(*bound)) {
+    std::snprintf(text, sizeof text,
+                  "training diverged at step %lld: the Lipschitz bound is %g (a weight "
+                  "overflowed; learning rate %g)",
+                  (long long)step, *bound, lr);
+    throw TrainError(text);
   }
 }
 
@@ -428,11 +426,13 @@ TrainSummary Trainer::run() {
       s.optimizer->step();
 
       const double loss = out.loss.item<double>();
-      check_not_diverged(loss, out.logits, out.bound, s.global_step + 1, lr);
+      std::optional<double> bound;  // read once: the divergence check and the progress line
+      if (out.bound.defined()) bound = out.bound.item<double>();
+      check_not_diverged(loss, out.logits, bound, s.global_step + 1, lr);
       loss_sum += loss * double(batch->labels.size(0));
       correct += out.logits.argmax(1).eq(batch->labels).sum().item<double>();
       seen += double(batch->labels.size(0));
-      if (out.bound.defined()) last_bound = out.bound.item<double>();
+      if (bound) last_bound = *bound;
       ++s.global_step;
       ++step_in_epoch;
       test_hook_throw(s.comm->rank(), s.global_step);
