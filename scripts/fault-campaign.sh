@@ -69,17 +69,7 @@ CKPT_ARGS=(--data "$FM" --model lmt-mnist --batch-size 256 --max-steps 40 --thre
 declare -A trials named hangs wrong bitwise times
 log() { printf '%s\n' "$*" >&2; }
 
-rank_pid() {  # rank_pid MPIRUN_PID RANK
-  local p
-  for _ in $(seq 1000); do
-    for p in $(pgrep -P "$1" 2>/dev/null); do
-      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
-        { echo "$p"; return 0; }
-    done
-    sleep 0.01
-  done
-  return 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/dist/procs.sh"  # rank_pid
 wait_for() {  # wait_for SECONDS COMMAND...: polls every 20 ms
   local n=$(($1 * 50)); shift
   for _ in $(seq "$n"); do "$@" && return 0; sleep 0.02; done
