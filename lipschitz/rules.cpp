@@ -1,5 +1,5 @@
-// lmt::lipschitz: the per-component rules of METHODS.md §3 (pooling, batch-norm, input
-// normalisation, CenterNorm) as free functions.
+// lmt::lipschitz: the per-component rules of docs/methods.md#per-component-rules (pooling,
+// batch-norm, input normalisation, CenterNorm) as free functions.
 #include <algorithm>
 #include <cmath>
 

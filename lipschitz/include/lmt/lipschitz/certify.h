@@ -1,5 +1,5 @@
-// lmt::lipschitz: certificates from a Lipschitz bound (METHODS.md §1): per-point certified radii
-// (global and pairwise "lmt-fc") and the summary a certification run reports.
+// lmt::lipschitz: certificates from a Lipschitz bound (docs/methods.md#certificates): per-point
+// certified radii (global and pairwise "lmt-fc") and the summary a certification run reports.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// lmt::lipschitz: the Lipschitz-margin training loss (METHODS.md §2), its per-class "lmt-fc"
-// variant for a linear head, the reference code's margin clip, and the warm-up of c.
+// lmt::lipschitz: the Lipschitz-margin training loss (docs/methods.md#lmt-loss), its per-class
+// "lmt-fc" variant for a linear head, the reference code's margin clip, and the warm-up of c.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -1,5 +1,6 @@
-// lmt::lipschitz: the per-component Lipschitz rules of METHODS.md §3 as free functions, for model
-// code that composes its bound by hand (the plain modules in modules.h use the same functions).
+// lmt::lipschitz: the per-component Lipschitz rules (docs/methods.md#per-component-rules) as free
+// functions, for model code that composes its bound by hand (the plain modules in modules.h use
+// the same functions).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
-// lmt::train: the empirical-robustness objectives (METHODS.md §5): PGD adversarial training,
-// TRADES, the hypersphere-embedding margin, linear eps warm-up, and the batch augmentations.
+// lmt::train: the empirical-robustness objectives (docs/methods.md#adversarial-training): PGD
+// adversarial training, TRADES, the hypersphere-embedding margin, linear eps warm-up, and the
+// batch augmentations.
 #pragma once
 
 #include <memory>
