@@ -41,13 +41,13 @@ at::Tensor apgd_start(const at::Tensor& x, Norm norm, double eps, at::Generator&
 AttackResult apgd_run(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                       const std::function<at::Tensor(const at::Tensor&)>& objective,
                       const ApgdOptions& o, at::Generator& gen) {
-  const int n_iter = o.iterations;
+  const int n_iter = o.iterations();
   const int n_iter_2 = std::max(int(0.22 * n_iter), 1);
   const int n_iter_min = std::max(int(0.06 * n_iter), 1);
   const int size_decr = std::max(int(0.03 * n_iter), 1);
   const int64_t n = x.size(0);
 
-  at::Tensor x_adv = apgd_start(x, o.norm, o.eps, gen);
+  at::Tensor x_adv = apgd_start(x, o.norm(), o.eps(), gen);
   at::Tensor logits, loss;
   auto loss_of = [&](const at::Tensor& v) {
     logits = f(v);
@@ -59,7 +59,7 @@ AttackResult apgd_run(const Classifier& f, const at::Tensor& x, const at::Tensor
   at::Tensor x_best_adv = x_adv.clone(), x_best = x_adv.clone(), grad_best = grad.clone();
   at::Tensor loss_best = loss.clone();
   at::Tensor loss_steps = at::zeros({n_iter, n}, loss.options());
-  at::Tensor step_size = at::full({n}, 2.0 * o.eps, x.options());
+  at::Tensor step_size = at::full({n}, 2.0 * o.eps(), x.options());
   at::Tensor x_adv_old = x_adv.clone();
   at::Tensor loss_best_last_check = loss_best.clone();
   at::Tensor reduced_last_check = at::ones({n}, at::kBool);
@@ -68,10 +68,10 @@ AttackResult apgd_run(const Classifier& f, const at::Tensor& x, const at::Tensor
   for (int i = 0; i < n_iter; ++i) {
     at::Tensor momentum_term = x_adv - x_adv_old;
     x_adv_old = x_adv;
-    const double a = i > 0 ? o.momentum : 1.0;
-    at::Tensor z = project(x_adv + per_point(step_size, x_adv) * ascent_step(grad, o.norm), x,
-                           o.norm, o.eps);
-    x_adv = project(x_adv + (z - x_adv) * a + momentum_term * (1 - a), x, o.norm, o.eps);
+    const double a = i > 0 ? o.momentum() : 1.0;
+    at::Tensor z = project(x_adv + per_point(step_size, x_adv) * ascent_step(grad, o.norm()), x,
+                           o.norm(), o.eps());
+    x_adv = project(x_adv + (z - x_adv) * a + momentum_term * (1 - a), x, o.norm(), o.eps());
 
     grad = input_gradient(loss_of, x_adv, &loss);
     at::Tensor pred_ok = logits.argmax(1).eq(y);
@@ -89,7 +89,7 @@ AttackResult apgd_run(const Classifier& f, const at::Tensor& x, const at::Tensor
       at::Tensor increases = at::zeros({n}, loss.options());
       for (int c = 0; c < k; ++c)
         increases += loss_steps[i - c].gt(loss_steps[i - c - 1]).to(loss.scalar_type());
-      at::Tensor oscillating = increases.le(k * o.rho);
+      at::Tensor oscillating = increases.le(k * o.rho());
       // Condition 2: the step was not reduced at the last checkpoint and the best loss is unchanged.
       at::Tensor stalled =
           reduced_last_check.logical_not().logical_and(loss_best_last_check.ge(loss_best));
@@ -117,8 +117,8 @@ void merge_run(AttackResult& out, const at::Tensor& idx, const AttackResult& run
 }
 
 void check(const ApgdOptions& o, const char* name) {
-  if (!(o.eps >= 0)) throw AttackError(std::string(name) + ": eps must be >= 0");
-  if (o.iterations < 1 || o.restarts < 1)
+  if (!(o.eps() >= 0)) throw AttackError(std::string(name) + ": eps must be >= 0");
+  if (o.iterations() < 1 || o.restarts() < 1)
     throw AttackError(std::string(name) + ": iterations and restarts must be >= 1");
 }
 
@@ -139,9 +139,9 @@ at::Tensor dlr_targeted_loss(const at::Tensor& logits, const at::Tensor& y,
 AttackResult apgd_ce(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                      const ApgdOptions& o) {
   check(o, "APGD-CE");
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed());
   AttackResult out{x.clone(), correct_mask(f, x, y)};
-  for (int r = 0; r < o.restarts; ++r) {
+  for (int r = 0; r < o.restarts(); ++r) {
     at::Tensor idx = out.still_correct.nonzero().flatten();
     if (idx.numel() == 0) break;
     at::Tensor ys = y.index_select(0, idx);
@@ -160,7 +160,7 @@ AttackResult apgd_ce(const Classifier& f, const at::Tensor& x, const at::Tensor&
 AttackResult apgd_t(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                     const ApgdOptions& o) {
   check(o, "APGD-T");
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed());
   AttackResult out{x.clone(), correct_mask(f, x, y)};
   at::Tensor ranking;
   {
@@ -171,10 +171,10 @@ AttackResult apgd_t(const Classifier& f, const at::Tensor& x, const at::Tensor& 
   if (classes < 4)
     throw AttackError("APGD-T: the targeted DLR loss needs >= 4 classes, the classifier has " +
                       std::to_string(classes));
-  const int targets = int(std::min<int64_t>(o.target_classes, classes - 1));
+  const int targets = int(std::min<int64_t>(o.target_classes(), classes - 1));
   bool first = true;
   for (int t = 1; t <= targets; ++t) {
-    for (int r = 0; r < o.restarts; ++r) {
+    for (int r = 0; r < o.restarts(); ++r) {
       at::Tensor idx = out.still_correct.nonzero().flatten();
       if (idx.numel() == 0) return out;
       at::Tensor ys = y.index_select(0, idx);

@@ -45,20 +45,20 @@ at::Tensor cross_entropy_per_point(const at::Tensor& logits, const at::Tensor& y
 
 AttackResult pgd(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                  const PgdOptions& o) {
-  if (o.steps < 1 || o.restarts < 1) throw AttackError("pgd: steps and restarts must be >= 1");
-  const double step = o.step_size > 0 ? o.step_size : 2.5 * o.eps / o.steps;
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  if (o.steps() < 1 || o.restarts() < 1) throw AttackError("pgd: steps and restarts must be >= 1");
+  const double step = o.step_size() > 0 ? o.step_size() : 2.5 * o.eps() / o.steps();
+  at::Generator gen = at::detail::createCPUGenerator(o.seed());
   AttackResult out;
   out.still_correct = correct_mask(f, x, y);
   out.adversarial = x.clone();
-  for (int r = 0; r < o.restarts; ++r) {
+  for (int r = 0; r < o.restarts(); ++r) {
     at::Tensor idx = out.still_correct.nonzero().flatten();
     if (idx.numel() == 0) break;
     at::Tensor xs = x.index_select(0, idx), ys = y.index_select(0, idx);
-    at::Tensor x_adv = o.random_start ? random_start(xs, o.norm, o.eps, gen) : xs.clone();
+    at::Tensor x_adv = o.random_start() ? random_start(xs, o.norm(), o.eps(), gen) : xs.clone();
     at::Tensor alive = at::ones({xs.size(0)}, at::kBool);
     at::Tensor best = x_adv.clone();
-    for (int i = 0; i <= o.steps; ++i) {
+    for (int i = 0; i <= o.steps(); ++i) {
       at::Tensor logits;
       at::Tensor g = input_gradient(
           [&](const at::Tensor& v) {
@@ -70,8 +70,8 @@ AttackResult pgd(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
       at::Tensor fooled = logits.argmax(1).ne(ys).logical_and(alive);
       best.index_put_({fooled}, x_adv.index({fooled}));
       alive = alive.logical_and(fooled.logical_not());
-      if (i == o.steps || !alive.any().item<bool>()) break;
-      x_adv = project(x_adv + step * ascent_step(g, o.norm), xs, o.norm, o.eps);
+      if (i == o.steps() || !alive.any().item<bool>()) break;
+      x_adv = project(x_adv + step * ascent_step(g, o.norm()), xs, o.norm(), o.eps());
     }
     at::Tensor broken = alive.logical_not();
     at::Tensor broken_idx = idx.index({broken});

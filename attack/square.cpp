@@ -70,10 +70,10 @@ at::Tensor square_l2_proposal(const at::Tensor& delta, double eps, int64_t s, in
 
 AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                     const SquareOptions& o) {
-  if (!(o.eps >= 0)) throw AttackError("Square: eps must be >= 0");
-  if (o.queries < 1) throw AttackError("Square: queries must be >= 1");
+  if (!(o.eps() >= 0)) throw AttackError("Square: eps must be >= 0");
+  if (o.queries() < 1) throw AttackError("Square: queries must be >= 1");
   at::NoGradGuard no_grad;
-  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed());
   const int64_t c = x.size(1), h = x.size(2), w = x.size(3);
   AttackResult out{x.clone(), correct_mask(f, x, y)};
   at::Tensor idx = out.still_correct.nonzero().flatten();
@@ -82,14 +82,15 @@ AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& 
   const int64_t n = xs.size(0);
 
   at::Tensor stripes = random_sign({n, c, 1, w}, gen, x.options()).expand({n, c, h, w});
-  const double start_scale = o.norm == Norm::kL2 ? o.eps / std::sqrt(double(c * h * w)) : o.eps;
-  at::Tensor best = project(xs + start_scale * stripes, xs, o.norm, o.eps);
+  const double start_scale =
+      o.norm() == Norm::kL2 ? o.eps() / std::sqrt(double(c * h * w)) : o.eps();
+  at::Tensor best = project(xs + start_scale * stripes, xs, o.norm(), o.eps());
   at::Tensor best_margin = margin(f(best), ys);
 
-  for (int it = 1; it < o.queries; ++it) {
+  for (int it = 1; it < o.queries(); ++it) {
     at::Tensor active = best_margin.gt(0).nonzero().flatten();
     if (active.numel() == 0) break;
-    const double p = p_selection(o.p_init, it, o.queries);
+    const double p = p_selection(o.p_init(), it, o.queries());
     const int64_t s = std::clamp<int64_t>(
         int64_t(std::lround(std::sqrt(p * double(h * w)))), 1, std::min(h, w));
     const int64_t vh = at::randint(0, h - s + 1, {1}, gen, at::kLong).item<int64_t>();
@@ -97,16 +98,16 @@ AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& 
     at::Tensor xa = xs.index_select(0, active), ya = ys.index_select(0, active);
     at::Tensor delta = best.index_select(0, active) - xa;
     at::Tensor proposal;
-    if (o.norm == Norm::kLinf) {
+    if (o.norm() == Norm::kLinf) {
       using at::indexing::Slice;
       proposal = delta.clone();
       proposal.index_put_({Slice(), Slice(), Slice(vh, vh + s), Slice(vw, vw + s)},
-                          o.eps * random_sign({xa.size(0), c, 1, 1}, gen, x.options())
+                          o.eps() * random_sign({xa.size(0), c, 1, 1}, gen, x.options())
                                       .expand({xa.size(0), c, s, s}));
     } else {
-      proposal = square_l2_proposal(delta, o.eps, s, vh, vw, gen);
+      proposal = square_l2_proposal(delta, o.eps(), s, vh, vw, gen);
     }
-    at::Tensor x_new = project(xa + proposal, xa, o.norm, o.eps);
+    at::Tensor x_new = project(xa + proposal, xa, o.norm(), o.eps());
     at::Tensor m = margin(f(x_new), ya);
     at::Tensor better = m.lt(best_margin.index_select(0, active));
     at::Tensor take = active.index({better});

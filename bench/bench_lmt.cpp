@@ -82,12 +82,11 @@ struct Side {
   std::unique_ptr<torch::optim::Adam> optimizer;
   std::unique_ptr<train::Objective> objective;
 
-  Side(const Case& c, const std::string& loss) : model(build(c)) {
+  Side(const Case& c, train::Loss loss) : model(build(c)) {
     optimizer =
         std::make_unique<torch::optim::Adam>(model->parameters(), torch::optim::AdamOptions(1e-4));
     train::TrainOptions o;
-    o.loss = loss;
-    o.lmt_c = 1.0;
+    o.loss(loss).lmt_c(1.0);
     objective = train::make_objective(o);
   }
   // The trainer's step (trainer.cpp): power iteration when the objective needs the bound.
@@ -103,7 +102,7 @@ struct Side {
 void run_case(const Case& c, int rounds, int steps) {
   at::Tensor x = at::rand({c.batch, c.channels, c.size, c.size});
   at::Tensor y = at::randint(0, 10, {c.batch}, at::kLong);
-  Side ce(c, "ce"), lmt(c, "lmt");
+  Side ce(c, train::Loss::kCe), lmt(c, train::Loss::kLmt);
   ce.step(x, y);  // warm-up (allocations, lazy init)
   lmt.step(x, y);
   std::vector<double> t_ce, t_lmt, ratio;

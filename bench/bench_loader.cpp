@@ -52,11 +52,11 @@ static void write_tree(const fs::path& root, int n) {
 
 static double convert_rate(const fs::path& src, const fs::path& out, bool jpeg, int threads,
                            int n) {
-  lmt::data::ImageConvertOptions o;
-  o.jpeg = jpeg;
-  o.size = jpeg ? 224 : 64;
-  o.threads = threads;
-  o.shard_bytes = int64_t{64} << 20;
+  const auto o = lmt::data::ImageConvertOptions()
+                     .jpeg(jpeg)
+                     .size(jpeg ? 224 : 64)
+                     .threads(threads)
+                     .shard_bytes(int64_t{64} << 20);
   const auto t0 = Clock::now();
   lmt::data::convert_imagenet(src.string(), out.string(), o, [](const std::string&) {});
   return (n + 20) / since(t0);

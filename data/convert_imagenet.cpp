@@ -50,7 +50,7 @@ std::vector<detail::SourceImage> list_val(const fs::path& src,
 void convert_imagenet(const std::string& src_dir, const std::string& out_dir,
                       const ImageConvertOptions& options, const ConvertProgress& progress) {
   const fs::path src(src_dir);
-  if (!options.jpeg && options.size < 1)
+  if (!options.jpeg() && options.size() < 1)
     detail::fail(src_dir, "choose --size N (resized uint8) or --jpeg (original bytes)");
   const std::vector<std::string> wnids = detail::list_subdirs((src / "train").string());
   if (wnids.empty()) detail::fail((src / "train").string(), "has no class folders");
@@ -74,14 +74,14 @@ void convert_imagenet(const std::string& src_dir, const std::string& out_dir,
   fs::create_directories(out_dir, ec);
   if (ec) detail::fail(out_dir, "cannot create output directory: " + ec.message());
   DatasetInfo info;
-  info.storage = options.jpeg ? "jpeg" : "uint8";
-  info.height = info.width = options.size > 0 ? options.size : 224;
+  info.storage = options.jpeg() ? "jpeg" : "uint8";
+  info.height = info.width = options.size() > 0 ? options.size() : 224;
   info.channels = 3;
   info.num_classes = int64_t(wnids.size());
-  info.source = options.jpeg ? "imagenet-jpeg" : "imagenet";
+  info.source = options.jpeg() ? "imagenet-jpeg" : "imagenet";
   info.class_names = detail::class_names_for(
       wnids, {(src / "LOC_synset_mapping.txt").string(), (src / "words.txt").string()});
-  const int64_t resize = options.jpeg ? 0 : options.size;
+  const int64_t resize = options.jpeg() ? 0 : options.size();
 
   std::vector<std::pair<std::string, std::string>> staged;
   std::vector<float> mean, std;
@@ -89,7 +89,7 @@ void convert_imagenet(const std::string& src_dir, const std::string& out_dir,
     for (const bool train : {true, false}) {
       const std::string name = train ? "train" : "test";
       ShardedWriter writer((fs::path(out_dir) / (name + ".h5")).string(), info,
-                           options.shard_bytes);
+                           options.shard_bytes());
       detail::ChannelSums sums;
       const int64_t skipped = detail::run_pipeline(
           train ? train_list : val_list, resize, options, train ? "train" : "val", progress,

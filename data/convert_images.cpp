@@ -133,7 +133,7 @@ int64_t run_pipeline(const std::vector<SourceImage>& images, int64_t size,
                      const ImageConvertOptions& options, const std::string& split,
                      const ConvertProgress& progress,
                      const std::function<void(const SourceImage&, Processed&)>& sink) {
-  const int threads = std::max(1, options.threads);
+  const int threads = std::max(1, options.threads());
   const size_t block = size_t(64 * threads);
   int64_t skipped = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -153,7 +153,7 @@ int64_t run_pipeline(const std::vector<SourceImage>& images, int64_t size,
     for (auto& t : pool) t.join();
     for (size_t i = 0; i < count; ++i) {
       if (!results[i].error.empty()) {
-        if (!options.skip_bad_images)
+        if (!options.skip_bad_images())
           throw DataError(results[i].error + " (use --on-bad-image skip to leave it out)");
         ++skipped;
         report(progress, split + ": skipped " + results[i].error);

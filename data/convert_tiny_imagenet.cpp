@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 void convert_tiny_imagenet(const std::string& src_dir, const std::string& out_dir,
                            const ImageConvertOptions& options, const ConvertProgress& progress) {
   const fs::path src(src_dir);
-  const int64_t size = options.size > 0 ? options.size : 64;
+  const int64_t size = options.size() > 0 ? options.size() : 64;
   const std::string wnids_file = (src / "wnids.txt").string();
   std::ifstream in(wnids_file);
   if (!in) detail::fail(wnids_file, "missing (the list of class wnids)");

@@ -2,6 +2,7 @@
 // rank's batch for each (a pure function of seed, epoch, step), and hand it over in order.
 #include <lmt/data/loader.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -152,15 +153,21 @@ Loader::Loader(std::string path, LoaderOptions options) : impl_(std::make_unique
   if (options.prefetch() < 0) option_error(m.path, "loader prefetch must not be negative");
   if (options.random_crop_padding() < 0)
     option_error(m.path, "random crop padding must not be negative");
+  if (options.limit() < -1)
+    option_error(m.path, "sample limit " + std::to_string(options.limit()) +
+                             " must be -1 (all) or at least 0");
   auto reader = std::make_unique<DatasetReader>(m.path);
   m.info = reader->info();
+  const int64_t samples =
+      options.limit() < 0 ? m.info.size : std::min(options.limit(), m.info.size);
   m.plan =
-      make_shard_plan(m.info.size, options.batch_size(), options.world_size(), options.drop_last());
+      make_shard_plan(samples, options.batch_size(), options.world_size(), options.drop_last());
   if (options.rank() < 0 || options.rank() >= options.world_size())
     option_error(m.path, "rank " + std::to_string(options.rank()) + " outside world size " +
                              std::to_string(options.world_size()));
   if (options.drop_last() && m.plan.steps_per_epoch() == 0)
-    option_error(m.path, "has " + std::to_string(m.info.size) +
+    option_error(m.path, (samples < m.info.size ? "limited to " : "has ") +
+                             std::to_string(samples) +
                              " samples, fewer than one global batch (--batch-size " +
                              std::to_string(options.batch_size()) + ") with drop_last");
   m.geometry = {m.info.height, m.info.width, m.info.channels,
@@ -187,9 +194,9 @@ Loader::Loader(std::string path, LoaderOptions options) : impl_(std::make_unique
     m.geometry.out_width = options.pad_width();
   }
   m.labels = reader->read_labels();
-  if (m.info.size * m.info.image_bytes() <= options.in_memory_limit_bytes()) {
-    m.images.resize(static_cast<size_t>(m.info.size * m.info.image_bytes()));
-    reader->read_images(0, m.info.size, m.images.data());
+  if (samples * m.info.image_bytes() <= options.in_memory_limit_bytes()) {
+    m.images.resize(static_cast<size_t>(samples * m.info.image_bytes()));
+    reader->read_images(0, samples, m.images.data());
   } else {
     m.reader = std::move(reader);
   }
@@ -220,7 +227,8 @@ void Loader::start_epoch(int64_t epoch, int64_t first_step) {
     option_error(m.path, "first step " + std::to_string(first_step) + " outside the epoch's " +
                              std::to_string(steps) + " steps");
   m.epoch = epoch;
-  m.permutation = epoch_permutation(m.options.seed(), epoch, m.info.size, m.options.shuffle());
+  m.permutation =
+      epoch_permutation(m.options.seed(), epoch, m.plan.num_samples, m.options.shuffle());
   m.next_step = first_step;
   m.next_claim = first_step;
   if (m.options.prefetch() > 0)

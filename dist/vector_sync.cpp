@@ -47,7 +47,7 @@ void share_owned_vectors(Communicator& comm, std::vector<at::Tensor>& vectors) {
   std::vector<at::Tensor> contributions;
   for (size_t i = 0; i < vectors.size(); ++i) {
     at::Tensor v = vectors[i].detach().reshape(-1);
-    const bool owner = static_cast<int>(i % comm.size()) == comm.rank();
+    const bool owner = vector_owner(i, comm.size()) == comm.rank();
     contributions.push_back(owner ? v : at::zeros_like(v));
   }
   at::Tensor flat = at::cat(contributions);

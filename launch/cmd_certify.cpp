@@ -8,60 +8,89 @@
 #include <lmt/data/dataset_file.h>
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
+#include <lmt/io/json_lines.h>
 #include <lmt/models/model.h>
 #include <lmt/train/certification.h>
-#include <lmt/train/metrics.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "model_command.h"
 #include "plot.h"
+#include "schema_cli.h"
 
 namespace lmt::launch {
+namespace {
+// The radius rule, named as train::CertifyOptions::head takes it.
+enum class RadiusRule { kGlobal, kPairwise, kBest };
+}  // namespace
+}  // namespace lmt::launch
+
+namespace lmt::options {
+template <>
+struct EnumNames<launch::RadiusRule> {
+  static constexpr std::pair<launch::RadiusRule, const char*> table[] = {
+      {launch::RadiusRule::kGlobal, "global"},
+      {launch::RadiusRule::kPairwise, "pairwise"},
+      {launch::RadiusRule::kBest, "best"}};
+};
+}  // namespace lmt::options
+
+namespace lmt::launch {
+namespace {
+
+struct CertifyCommandOptions : ModelCommandOptions {
+  std::vector<double> eps = train::CertifyOptions().eps();
+  RadiusRule head = RadiusRule::kBest;
+  std::string plot;  // empty: no plot
+};
+
+options::Schema<CertifyCommandOptions> certify_schema() {
+  using options::Spec;
+  options::Schema<CertifyCommandOptions> s;
+  add_model_command_options(s);
+  s.add<std::vector<double>>(
+      Spec("eps", "l2 radii to report certified accuracy at (pixel scale [0,1])")
+          .at_least(0)
+          .below(options::kInf),
+      [](auto& o) -> auto& { return o.eps; });
+  s.add<RadiusRule>(
+      Spec("head", "radius rule (best: per point the larger; both are sound)"),
+      [](auto& o) -> auto& { return o.head; });
+  s.add<std::string>(
+      Spec("plot", "draw certified accuracy against radius").operational().value("FILE.png"),
+      [](auto& o) -> auto& { return o.plot; });
+  return s;
+}
+
+}  // namespace
 
 int run_certify(int argc, char** argv, Session& session) {
-  CommandLine cli;
-  cli.command = "certify";
-  cli.usage =
-      "lmt certify --model-file PATH --data FILE.h5 [--eps 0.1,0.3,1.0,1.58] [--plot FILE.png]";
-  cli.options.add_options()("model-file", po::value<std::string>()->required()->value_name("PATH"),
-                            "model file written by lmt train")(
-      "data", po::value<std::string>()->required()->value_name("FILE"), "dataset file (test.h5)")(
-      "eps", po::value<std::string>()->default_value("0.1,0.3,1.0,1.58"),
-      "l2 radii to report certified accuracy at (pixel scale [0,1])")(
-      "head", po::value<std::string>()->default_value("best"),
-      "radius rule: global, pairwise or best (per point the larger; both are sound)")(
-      "batch-size", po::value<int64_t>()->default_value(500), "global evaluation batch")(
-      "threads", po::value<int>(), "intra-op threads (default: cores / ranks on this node)")(
-      "plot", po::value<std::string>()->value_name("FILE.png"),
-      "draw certified accuracy against radius")(
-      "metrics-out", po::value<std::string>()->value_name("FILE"), "also append the JSON line");
-  po::variables_map vm;
-  if (!parse(cli, argc, argv, vm)) return 0;
-  require_choice(vm, "head", {"global", "pairwise", "best"});
-  train::CertifyOptions options;
-  require_range(vm, "batch-size", 1, 1e9);
-  require_range(vm, "threads", 1, 1024);
-  options.eps = parse_number_list("eps", vm["eps"].as<std::string>());
-  for (double eps : options.eps) check_range("eps", eps, 0, kInf, false, true);
-  options.head = vm["head"].as<std::string>();
-  join_ranks(session, vm);
+  const auto schema = certify_schema();
+  CertifyCommandOptions o;
+  if (!parse_options(
+          "certify",
+          "lmt certify --model-file PATH --data FILE.h5 [--eps 0.1,0.3,1.0,1.58] [--plot FILE.png]",
+          schema, argc, argv, o))
+    return 0;
+  if (o.eps.empty()) throw UsageError("option '--eps' needs at least one radius");
+  train::CertifyOptions settings;
+  settings.eps(o.eps);
+  settings.head(options::to_string(o.head));
+  settings.model_source(o.model_file);
+  join_ranks(session, o.threads);
 
-  const std::string model_file = vm["model-file"].as<std::string>();
-  options.model_source = model_file;
-  auto loaded = models::load_model_file(model_file);
+  auto loaded = models::load_model_file(o.model_file);
   auto& model = *loaded.model;
-  const std::string data_file = vm["data"].as<std::string>();
-  check_evaluation_data(model.config(), data::read_dataset_info(data_file), data_file);
-  data::Loader loader(data_file, evaluation_loader_options(session, model.config(),
-                                                           vm["batch-size"].as<int64_t>()));
-  auto result = train::certify(model, loader, session.comm.get(), options);
+  check_evaluation_data(model.config(), data::read_dataset_info(o.data), o.data);
+  data::Loader loader(o.data, evaluation_loader_options(session, model.config(), o.batch_size));
+  auto result = train::certify(model, loader, session.comm.get(), settings);
   if (session.rank() != 0) return 0;
 
   const auto& s = result.summary;
-  train::JsonLine line;
+  io::JsonLine line;
   line.add("command", "certify")
-      .add("model_file", model_file)
-      .add("data", data_file)
+      .add("model_file", o.model_file)
+      .add("data", o.data)
       .add("model", model.config().name)
       .add("count", s.n)
       .add("clean_accuracy", s.clean_accuracy)
@@ -75,7 +104,7 @@ int run_certify(int argc, char** argv, Session& session) {
       .add("radius_rule", result.head);
   std::cout << line.str() << std::endl;
   std::fprintf(stderr, "certify: %s on %s (%lld images)\n", model.config().name.c_str(),
-               data_file.c_str(), (long long)s.n);
+               o.data.c_str(), (long long)s.n);
   std::fprintf(stderr, "  clean accuracy          %.4f\n", s.clean_accuracy);
   for (size_t i = 0; i < s.eps.size(); ++i)
     std::fprintf(stderr, "  certified @ eps=%-7.4g %.4f\n", s.eps[i], s.certified_accuracy[i]);
@@ -84,10 +113,9 @@ int run_certify(int argc, char** argv, Session& session) {
   std::fprintf(stderr, "  L (sound bound)         %.6g   = %.6f x power-iteration estimate %.6g\n",
                result.sound_bound, result.sound_bound / result.estimate_bound,
                result.estimate_bound);
-  if (vm.count("metrics-out"))
-    train::MetricsWriter(vm["metrics-out"].as<std::string>()).write(line);
+  if (!o.metrics_out.empty()) io::MetricsWriter(o.metrics_out).write(line);
 
-  if (vm.count("plot")) {
+  if (!o.plot.empty()) {
     // Certified accuracy at radius r = fraction of points correct with radius >= r.
     auto radii = result.radii.masked_select(result.correct).contiguous();
     std::vector<double> sorted(radii.data_ptr<double>(), radii.data_ptr<double>() + radii.numel());
@@ -99,8 +127,8 @@ int run_certify(int argc, char** argv, Session& session) {
     }
     double x_max = *std::max_element(s.eps.begin(), s.eps.end()) * 1.25;
     if (!sorted.empty()) x_max = std::max(x_max, std::min(sorted.back(), 4 * x_max));
-    write_line_plot_png(vm["plot"].as<std::string>(), xs, ys, x_max, s.eps, s.certified_accuracy);
-    std::fprintf(stderr, "  plot written to %s\n", vm["plot"].as<std::string>().c_str());
+    write_line_plot_png(o.plot, xs, ys, x_max, s.eps, s.certified_accuracy);
+    std::fprintf(stderr, "  plot written to %s\n", o.plot.c_str());
   }
   return 0;
 }

@@ -1,4 +1,5 @@
 // lmt convert DATASET --src DIR --out DIR: source files to the HDF5 dataset schema.
+#include <algorithm>
 #include <iostream>
 #include <thread>
 
@@ -6,68 +7,115 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "schema_cli.h"
 
 namespace lmt::launch {
+namespace {
+enum class Dataset { kFashionMnist, kCifar10, kCifar100, kTinyImagenet, kImagenet };
+enum class OnBadImage { kFail, kSkip };
+}  // namespace
+}  // namespace lmt::launch
+
+namespace lmt::options {
+template <>
+struct EnumNames<launch::Dataset> {
+  static constexpr std::pair<launch::Dataset, const char*> table[] = {
+      {launch::Dataset::kFashionMnist, "fashion-mnist"},
+      {launch::Dataset::kCifar10, "cifar10"},
+      {launch::Dataset::kCifar100, "cifar100"},
+      {launch::Dataset::kTinyImagenet, "tiny-imagenet"},
+      {launch::Dataset::kImagenet, "imagenet"}};
+};
+template <>
+struct EnumNames<launch::OnBadImage> {
+  static constexpr std::pair<launch::OnBadImage, const char*> table[] = {
+      {launch::OnBadImage::kFail, "fail"}, {launch::OnBadImage::kSkip, "skip"}};
+};
+}  // namespace lmt::options
+
+namespace lmt::launch {
+namespace {
+
+struct ConvertCommandOptions {
+  ConvertCommandOptions() {
+    image.threads(int(std::max(1u, std::thread::hardware_concurrency())));  // default: all cores
+  }
+  Dataset dataset = Dataset::kFashionMnist;  // required
+  std::string src, out;
+  data::ImageConvertOptions image;  // image.skip_bad_images comes from on_bad_image
+  OnBadImage on_bad_image = OnBadImage::kFail;
+};
+
+options::Schema<ConvertCommandOptions> convert_schema() {
+  using options::Spec;
+  options::Schema<ConvertCommandOptions> s;
+  // DATASET: the choices' word would widen the whole help column; the usage line lists them.
+  s.add<Dataset>(
+      Spec("dataset",
+           "the dataset, as named in the usage line (also the first "
+           "positional word)")
+          .required()
+          .value("DATASET"),
+      [](auto& o) -> auto& { return o.dataset; });
+  s.add<int64_t>(
+      Spec("size",
+           "tiny-imagenet/imagenet: resize the short side to N and centre-crop N x N "
+           "(uint8; tiny-imagenet default 64); with --jpeg: the default model input "
+           "size (224)")
+          .in(0, 65536),
+      [](auto& o) -> auto& { return o.image.size(); });
+  s.add<bool>(
+      Spec("jpeg", "imagenet: store the original JPEG bytes (full resolution)").as_switch(),
+      [](auto& o) -> auto& { return o.image.jpeg(); });
+  s.add<int64_t>(
+      Spec("shard-bytes", "imagenet: payload bytes per shard file").at_least(1),
+      [](auto& o) -> auto& { return o.image.shard_bytes(); });
+  s.add<int>(
+      Spec("threads", "decoding/resizing threads").operational().in(1, 1024),
+      [](auto& o) -> auto& { return o.image.threads(); });
+  s.add<OnBadImage>(
+      Spec("on-bad-image",
+           "corrupt/unreadable JPEG: fail (name it and stop) or "
+           "skip (count it in the attributes)"),
+      [](auto& o) -> auto& { return o.on_bad_image; });
+  s.add<std::string>(
+      Spec("src", "directory of source files").required().value("DIR"),
+      [](auto& o) -> auto& { return o.src; });
+  s.add<std::string>(
+      Spec("out", "output directory (train.h5, test.h5)").required().value("DIR"),
+      [](auto& o) -> auto& { return o.out; });
+  return s;
+}
+
+}  // namespace
 
 int run_convert(int argc, char** argv, Session&) {
-  CommandLine cli;
-  cli.command = "convert";
-  cli.usage =
-      "lmt convert fashion-mnist|cifar10|cifar100|tiny-imagenet --src DIR --out DIR\n"
-      "       lmt convert imagenet --src DIR --out DIR (--size N | --jpeg) [--shard-bytes B]";
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  cli.options.add_options()("dataset", po::value<std::string>()->required(),
-                            "fashion-mnist, cifar10, cifar100, tiny-imagenet or imagenet "
-                            "(also the first positional word)")(
-      "size", po::value<int64_t>()->default_value(0),
-      "tiny-imagenet/imagenet: resize the short side to N and centre-crop N x N (uint8; "
-      "tiny-imagenet default 64); with --jpeg: the default model input size (224)")(
-      "jpeg", po::bool_switch(), "imagenet: store the original JPEG bytes (full resolution)")(
-      "shard-bytes", po::value<int64_t>()->default_value(int64_t{1} << 30),
-      "imagenet: payload bytes per shard file")("threads", po::value<int>()->default_value(cores),
-                                                "decoding/resizing threads")(
-      "on-bad-image", po::value<std::string>()->default_value("fail"),
-      "corrupt/unreadable JPEG: fail (name it and stop) or skip (count it in the attributes)")(
-      "src", po::value<std::string>()->required()->value_name("DIR"), "directory of source files")(
-      "out", po::value<std::string>()->required()->value_name("DIR"),
-      "output directory (train.h5, test.h5)");
-  cli.positional.add("dataset", 1);
-  po::variables_map vm;
-  if (!parse(cli, argc, argv, vm)) return 0;
-  require_choice(vm, "dataset",
-                 {"fashion-mnist", "cifar10", "cifar100", "tiny-imagenet", "imagenet"});
-  require_choice(vm, "on-bad-image", {"skip", "fail"});
-  require_range(vm, "size", 0, 65536);
-  require_range(vm, "shard-bytes", 1, 9.3e18);
-  require_range(vm, "threads", 1, 1024);
-  const auto dataset = vm["dataset"].as<std::string>();
-  const auto src = vm["src"].as<std::string>(), out = vm["out"].as<std::string>();
-  auto progress = [](const std::string& line) { std::cerr << "convert: " << line << "\n"; };
-  data::ImageConvertOptions image;
-  image.size = vm["size"].as<int64_t>();
-  image.jpeg = vm["jpeg"].as<bool>();
-  image.shard_bytes = vm["shard-bytes"].as<int64_t>();
-  image.threads = vm["threads"].as<int>();
-  image.skip_bad_images = vm["on-bad-image"].as<std::string>() == "skip";
-  if (image.size < 0) throw UsageError("--size: must not be negative");
-  if (image.threads < 1) throw UsageError("--threads: must be at least 1");
-  if (image.shard_bytes < 1) throw UsageError("--shard-bytes: must be positive");
-  if (dataset == "imagenet" && !image.jpeg && image.size < 1)
+  const auto schema = convert_schema();
+  ConvertCommandOptions o;
+  if (!parse_options(
+          "convert",
+          "lmt convert fashion-mnist|cifar10|cifar100|tiny-imagenet --src DIR --out DIR\n"
+          "       lmt convert imagenet --src DIR --out DIR (--size N | --jpeg) [--shard-bytes B]",
+          schema, argc, argv, o, "dataset"))
+    return 0;
+  o.image.skip_bad_images(o.on_bad_image == OnBadImage::kSkip);
+  if (o.dataset == Dataset::kImagenet && !o.image.jpeg() && o.image.size() < 1)
     throw UsageError("imagenet needs --size N (resized uint8) or --jpeg (original bytes)");
-  if (dataset == "tiny-imagenet" && image.jpeg)
+  if (o.dataset == Dataset::kTinyImagenet && o.image.jpeg())
     throw UsageError("--jpeg: only for imagenet (tiny-imagenet is stored as 64 px uint8)");
-  if (dataset == "tiny-imagenet")
-    data::convert_tiny_imagenet(src, out, image, progress);
-  else if (dataset == "imagenet")
-    data::convert_imagenet(src, out, image, progress);
-  else if (dataset == "fashion-mnist")
-    data::convert_fashion_mnist(src, out, progress);
-  else if (dataset == "cifar10")
-    data::convert_cifar10(src, out, progress);
+  auto progress = [](const std::string& line) { std::cerr << "convert: " << line << "\n"; };
+  if (o.dataset == Dataset::kTinyImagenet)
+    data::convert_tiny_imagenet(o.src, o.out, o.image, progress);
+  else if (o.dataset == Dataset::kImagenet)
+    data::convert_imagenet(o.src, o.out, o.image, progress);
+  else if (o.dataset == Dataset::kFashionMnist)
+    data::convert_fashion_mnist(o.src, o.out, progress);
+  else if (o.dataset == Dataset::kCifar10)
+    data::convert_cifar10(o.src, o.out, progress);
   else
-    data::convert_cifar100(src, out, progress);
-  std::cout << "{\"command\":\"convert\",\"dataset\":\"" << dataset << "\",\"out\":\"" << out
-            << "\"}" << std::endl;
+    data::convert_cifar100(o.src, o.out, progress);
+  std::cout << "{\"command\":\"convert\",\"dataset\":\"" << options::to_string(o.dataset)
+            << "\",\"out\":\"" << o.out << "\"}" << std::endl;
   return 0;
 }
 

@@ -5,18 +5,68 @@
 #include <iostream>
 
 #include <lmt/data/dataset_file.h>
+#include <lmt/io/json_lines.h>
 #include <lmt/train/checkpoint.h>
 #include <lmt/train/export.h>
-#include <lmt/train/metrics.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "schema_cli.h"
+
+namespace lmt::launch {
+namespace {
+enum class ExportFormat { kSafetensors, kTorch };
+}  // namespace
+}  // namespace lmt::launch
+
+namespace lmt::options {
+template <>
+struct EnumNames<launch::ExportFormat> {
+  static constexpr std::pair<launch::ExportFormat, const char*> table[] = {
+      {launch::ExportFormat::kSafetensors, "safetensors"}, {launch::ExportFormat::kTorch, "torch"}};
+};
+}  // namespace lmt::options
 
 namespace lmt::launch {
 namespace fs = std::filesystem;
+namespace {
+
+struct ExportCommandOptions {
+  std::string model_file, checkpoint;                // exactly one of them
+  ExportFormat format = ExportFormat::kSafetensors;  // required
+  std::string out;
+  std::string data;  // empty: the run's config.ini names it
+  bool bound = true;
+};
+
+options::Schema<ExportCommandOptions> export_schema() {
+  using options::Spec;
+  options::Schema<ExportCommandOptions> s;
+  s.add<std::string>(
+      Spec("model-file", "model file written by lmt train (RUN_DIR/model.pt)").value("PATH"),
+      [](auto& o) -> auto& { return o.model_file; });
+  s.add<std::string>(
+      Spec("checkpoint", "checkpoint directory (RUN_DIR/checkpoints/step-NNNNNN)").value("DIR"),
+      [](auto& o) -> auto& { return o.checkpoint; });
+  s.add<ExportFormat>(
+      Spec("format",
+           "safetensors (weights, buffers, metadata) or torch (state_dict for "
+           "torch.load)")
+          .required(),
+      [](auto& o) -> auto& { return o.format; });
+  s.add<std::string>(
+      Spec("out", "output file").required().value("FILE"), [](auto& o) -> auto& { return o.out; });
+  s.add<std::string>(
+      Spec("data", "dataset for the class names (default: the run's config.ini)").value("DIR|FILE"),
+      [](auto& o) -> auto& { return o.data; });
+  s.add<bool>(
+      Spec("bound", "compute the sound Lipschitz bound for the safetensors metadata"),
+      [](auto& o) -> auto& { return o.bound; });
+  return s;
+}
 
 // The training data named by the run's config.ini ("data = DIR"), for the class names.
-static std::string data_from_config(const fs::path& config) {
+std::string data_from_config(const fs::path& config) {
   std::ifstream in(config);
   std::string line;
   while (std::getline(in, line))
@@ -24,48 +74,36 @@ static std::string data_from_config(const fs::path& config) {
   return "";
 }
 
+}  // namespace
+
 int run_export(int argc, char** argv, Session& /*session*/) {
-  CommandLine cli;
-  cli.command = "export";
-  cli.usage =
-      "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE";
-  cli.options.add_options()("model-file", po::value<std::string>()->value_name("PATH"),
-                            "model file written by lmt train (RUN_DIR/model.pt)")(
-      "checkpoint", po::value<std::string>()->value_name("DIR"),
-      "checkpoint directory (RUN_DIR/checkpoints/step-NNNNNN)")(
-      "format", po::value<std::string>()->required(),
-      "safetensors (weights, buffers, metadata) or torch (state_dict for torch.load)")(
-      "out", po::value<std::string>()->required()->value_name("FILE"), "output file")(
-      "data", po::value<std::string>()->value_name("DIR|FILE"),
-      "dataset for the class names (default: the run's config.ini)")(
-      "bound", po::value<bool>()->default_value(true),
-      "compute the sound Lipschitz bound for the safetensors metadata");
-  po::variables_map vm;
-  if (!parse(cli, argc, argv, vm)) return 0;
-  require_choice(vm, "format", {"safetensors", "torch"});
-  if (vm.count("model-file") == vm.count("checkpoint"))
+  const auto schema = export_schema();
+  ExportCommandOptions o;
+  if (!parse_options(
+          "export",
+          "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE",
+          schema, argc, argv, o))
+    return 0;
+  if (o.model_file.empty() == o.checkpoint.empty())
     throw UsageError("give exactly one of '--model-file' and '--checkpoint'");
+  const bool safetensors = o.format == ExportFormat::kSafetensors;
 
   models::LoadedModel loaded;
   fs::path config_ini;
-  if (vm.count("checkpoint")) {
-    const std::string dir = vm["checkpoint"].as<std::string>();
-    train::verify_checkpoint(dir);
-    loaded = train::read_checkpoint_model(dir);
-    config_ini = fs::path(dir) / "config.ini";
+  if (!o.checkpoint.empty()) {
+    train::verify_checkpoint(o.checkpoint);
+    loaded = train::read_checkpoint_model(o.checkpoint);
+    config_ini = fs::path(o.checkpoint) / "config.ini";
   } else {
-    const std::string file = vm["model-file"].as<std::string>();
-    loaded = models::load_model_file(file);
-    config_ini = fs::path(file).parent_path() / "config.ini";
+    loaded = models::load_model_file(o.model_file);
+    config_ini = fs::path(o.model_file).parent_path() / "config.ini";
   }
   auto& model = *loaded.model;
   model.eval();
-  const std::string out = vm["out"].as<std::string>();
-  if (vm["format"].as<std::string>() == "torch") {
-    train::write_torch_state_dict(out, model);
+  if (!safetensors) {
+    train::write_torch_state_dict(o.out, model);
   } else {
-    std::string data =
-        vm.count("data") ? vm["data"].as<std::string>() : data_from_config(config_ini);
+    std::string data = !o.data.empty() ? o.data : data_from_config(config_ini);
     if (!data.empty() && fs::is_directory(data)) data += "/train.h5";
     std::vector<std::string> class_names;
     if (!data.empty() && fs::exists(data)) {
@@ -73,18 +111,15 @@ int run_export(int argc, char** argv, Session& /*session*/) {
     } else {
       std::cerr << "export: no dataset found for class names (give --data)\n";
     }
-    auto metadata =
-        train::export_metadata(model, class_names, loaded.metadata, vm["bound"].as<bool>());
-    train::write_safetensors(out, model, metadata);
+    auto metadata = train::export_metadata(model, class_names, loaded.metadata, o.bound);
+    train::write_safetensors(o.out, model, metadata);
   }
-  train::JsonLine line;
+  io::JsonLine line;
   line.add("command", "export")
       .add("model", model.config().name)
-      .add("format", vm["format"].as<std::string>())
-      .add("out", out)
-      .add("tensors",
-           int64_t(train::exported_tensors(model, vm["format"].as<std::string>() == "safetensors")
-                       .size()));
+      .add("format", options::to_string(o.format))
+      .add("out", o.out)
+      .add("tensors", int64_t(train::exported_tensors(model, safetensors).size()));
   std::cout << line.str() << std::endl;
   return 0;
 }

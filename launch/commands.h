@@ -2,14 +2,15 @@
 // the process exit code; errors are thrown (UsageError -> exit 2, anything else -> exit 1).
 #pragma once
 
+#include <functional>
 #include <memory>
 
-#include <boost/program_options/variables_map.hpp>
 
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
 #include <lmt/dist/runtime.h>
 #include <lmt/models/model.h>
+#include <lmt/train/trainer.h>
 
 namespace lmt::launch {
 
@@ -19,6 +20,13 @@ struct Session {
   std::shared_ptr<dist::Communicator> comm;
   int rank() const { return comm ? comm->rank() : 0; }
 };
+
+// The whole CLI: `lmt COMMAND [options]` (argv[1] is the command); returns the exit code.
+int run_main(int argc, char** argv);
+
+// For programs that embed the CLI: called on every rank with each Trainer `lmt train` makes
+// (and the rank), before it runs, to attach listeners (tests/train/lmt_hooked.cpp).
+void set_trainer_setup(std::function<void(train::Trainer&, int rank)> setup);
 
 int run_convert(int argc, char** argv, Session& session);
 int run_train(int argc, char** argv, Session& session);
@@ -32,8 +40,8 @@ int run_certify(int argc, char** argv, Session& session);
 int default_threads(const Session& session);
 
 // For the commands that read a saved model (eval, certify, attack): joins the MPI world with the
-// default collective timeout and sets intra-op threads from --threads (else default_threads).
-void join_ranks(Session& session, const boost::program_options::variables_map& vm);
+// default collective timeout and sets `threads` intra-op threads (0: default_threads).
+void join_ranks(Session& session, int threads);
 
 // Loader options for one pass over this rank's shard of a dataset file: no shuffle, no dropped
 // tail (every image exactly once across ranks), images padded to the model's input size.

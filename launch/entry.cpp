@@ -12,7 +12,8 @@
 #include <vector>
 
 #include <lmt/dist/runtime.h>
-#include <lmt/train/checkpoint.h>
+#include <lmt/train/options.h>
+#include <lmt/train/stop.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -52,7 +53,7 @@ void print_usage() {
 // --config INI file), read here because MPI starts before the command parses its options; a
 // malformed value falls back to the default and the command reports it after start-up.
 std::chrono::seconds startup_timeout(int argc, char** argv) {
-  constexpr int kDefault = 300;  // --collective-timeout's default (cmd_train.cpp)
+  const int kDefault = lmt::train::TrainOptions().collective_timeout_s();
   const std::string flag = "--collective-timeout";
   std::string value, config;
   for (int i = 2; i < argc; ++i) {
@@ -82,7 +83,7 @@ std::chrono::seconds startup_timeout(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int lmt::launch::run_main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

@@ -31,7 +31,8 @@ void Progress::update(int64_t done, int64_t total, double elapsed_s, double unit
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_).count();
   const bool last_one = done >= total;
-  if (tty_ ? (since < 0.1 && !last_one) : (since < interval_s_ && !last_one)) return;
+  const bool plain_due = plain_every_ > 0 ? done % plain_every_ == 0 : since >= interval_s_;
+  if (tty_ ? (since < 0.1 && !last_one) : (!plain_due && !last_one)) return;
   last_ = now;
   const double fraction = total > 0 ? double(done) / double(total) : 0.0;
   const double eta = done > 0 ? elapsed_s * (1.0 - fraction) / fraction : -1.0;

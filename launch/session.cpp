@@ -17,10 +17,11 @@ int default_threads(const Session& session) {
   return std::max(1, cores / per_node);
 }
 
-void join_ranks(Session& session, const boost::program_options::variables_map& vm) {
+void join_ranks(Session& session, int threads) {
   session.comm = dist::make_mpi_communicator(dist::CommOptions());
-  at::set_num_threads(vm.count("threads") ? vm["threads"].as<int>() : default_threads(session));
+  at::set_num_threads(threads > 0 ? threads : default_threads(session));
 }
+
 
 data::LoaderOptions evaluation_loader_options(const Session& session,
                                               const models::ModelConfig& config,

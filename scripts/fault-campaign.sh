@@ -45,9 +45,12 @@ case "$N$NP$T" in *[!0-9]*) echo "fault-campaign: -n, --np, --timeout take integ
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 LMT="${LMT_BIN:-$ROOT/build/lmt}"
+# lmt with the test hooks as Trainer listeners (tests/train/lmt_hooked.cpp): the checkpoint pause.
+LMT_HOOKED="${LMT_HOOKED_BIN:-$ROOT/build/lmt-hooked}"
 COMPARE="$ROOT/build/tests/dp/compare_models"
 FMNIST_DIR="${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-[ -x "$LMT" ] || { echo "fault-campaign: no lmt at $LMT (build it first)" >&2; exit 1; }
+[ -x "$LMT" ] && [ -x "$LMT_HOOKED" ] ||
+  { echo "fault-campaign: no lmt or lmt-hooked in $(dirname "$LMT") (build them first)" >&2; exit 1; }
 [ -x "$COMPARE" ] || { echo "fault-campaign: no compare_models at $COMPARE" >&2; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 if [ -d "$WORK" ] && [ -n "$(ls -A "$WORK")" ] && [ ! -e "$WORK/.lmt-fault-campaign" ]; then
@@ -156,7 +159,7 @@ trial_kill_checkpoint() {
   fi
   # Each checkpoint file write pauses 300 ms, so a kill lands inside a checkpoint; which one
   # (the 1st to the 7th) is random.
-  LMT_TEST_CHECKPOINT_PAUSE_MS=300 "${MPI[@]}" -x LMT_TEST_CHECKPOINT_PAUSE_MS "$LMT" train \
+  LMT_TEST_CHECKPOINT_PAUSE_MS=300 "${MPI[@]}" -x LMT_TEST_CHECKPOINT_PAUSE_MS "$LMT_HOOKED" train \
     "${CKPT_ARGS[@]}" --out "$dir" --resume auto >"$dir.log" 2>&1 &
   pid=$!
   local skip=$((RANDOM % 3))

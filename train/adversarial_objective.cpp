@@ -12,15 +12,6 @@
 namespace lmt::train {
 namespace {
 
-bool any_augmentation(const TrainOptions& o) {
-  return o.mixup_alpha > 0 || o.cutmix_alpha > 0 || o.randaugment_ops > 0 || o.random_erasing > 0;
-}
-
-bool hypersphere_option(const TrainOptions& o) {
-  auto it = o.model_options.find("head");
-  return it != o.model_options.end() && it->second == "he";
-}
-
 at::Tensor ce_per_point(const at::Tensor& logits, const at::Tensor& labels) {
   return -logits.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1);
 }
@@ -34,18 +25,18 @@ at::Tensor kl_per_point(const at::Tensor& clean_logits, const at::Tensor& adv_lo
 class RobustObjective : public Objective {
  public:
   explicit RobustObjective(const TrainOptions& o)
-      : o_(o), norm_(attack::parse_norm(o.adv_norm)), gen_(at::detail::getDefaultCPUGenerator()) {}
+      : o_(o), norm_(o.adv_norm()), gen_(at::detail::getDefaultCPUGenerator()) {}
 
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double epoch_progress) override {
     const bool he = models::uses_hypersphere_head(model.config());
     const double s = he ? models::hypersphere_scale(model.config()) : 0.0;
-    at::Tensor x = any_augmentation(o_) ? augment_images(images, o_, gen_) : images;
-    MixedBatch mb = mix_batch(x, labels, o_.mixup_alpha, o_.cutmix_alpha, gen_);
+    at::Tensor x = uses_augmentation(o_) ? augment_images(images, o_, gen_) : images;
+    MixedBatch mb = mix_batch(x, labels, o_.mixup_alpha(), o_.cutmix_alpha(), gen_);
     // The label term: lambda-weighted CE on the (HE-margin) training logits.
     auto label_loss = [&](const at::Tensor& logits, bool with_margin) {
       auto term = [&](const at::Tensor& y) {
-        at::Tensor z = with_margin && he ? hypersphere_margin_logits(logits, y, s, o_.he_margin)
+        at::Tensor z = with_margin && he ? hypersphere_margin_logits(logits, y, s, o_.he_margin())
                                          : logits;
         return ce_per_point(z, y);
       };
@@ -53,23 +44,23 @@ class RobustObjective : public Objective {
       if (mb.lambda < 1.0) l = mb.lambda * l + (1.0 - mb.lambda) * term(mb.labels_b);
       return l;
     };
-    const double eps = eps_at(o_.adv_eps, o_.eps_warmup_epochs, epoch_progress);
+    const double eps = eps_at(o_.adv_eps(), o_.eps_warmup_epochs(), epoch_progress);
     const double step =
-        o_.attack_step_size > 0 ? o_.attack_step_size : 2.5 * eps / double(o_.attack_steps);
+        o_.attack_step_size() > 0 ? o_.attack_step_size() : 2.5 * eps / double(o_.attack_steps());
     ObjectiveOutput out;
 
-    if (o_.loss == "pgd-at") {
+    if (o_.loss() == Loss::kPgdAt) {
       at::Tensor x_adv = mb.images;
       if (eps > 0) {
         attack::EvalMode eval(model);
         at::Tensor start = attack::random_start(mb.images, norm_, eps, gen_);
         x_adv = attack::pgd_maximize(
             [&](const at::Tensor& v) { return label_loss(model.forward(v), false); }, mb.images,
-            start, norm_, eps, int(o_.attack_steps), step);
+            start, norm_, eps, int(o_.attack_steps()), step);
       }
       out.loss = label_loss(model.forward(x_adv), true).mean();
       out.logits = clean_logits(model, mb.images);
-    } else if (o_.loss == "trades") {
+    } else if (o_.loss() == Loss::kTrades) {
       at::Tensor x_adv = mb.images;
       if (eps > 0) {
         attack::EvalMode eval(model);
@@ -81,11 +72,11 @@ class RobustObjective : public Objective {
         at::Tensor start = mb.images + 0.001 * at::randn(mb.images.sizes(), gen_, images.options());
         x_adv = attack::pgd_maximize(
             [&](const at::Tensor& v) { return kl_per_point(p_clean, model.forward(v)); },
-            mb.images, start, norm_, eps, int(o_.attack_steps), step);
+            mb.images, start, norm_, eps, int(o_.attack_steps()), step);
       }
       out.logits = model.forward(mb.images);
       at::Tensor robust = kl_per_point(out.logits, model.forward(x_adv));
-      out.loss = label_loss(out.logits, true).mean() + o_.trades_beta * robust.mean();
+      out.loss = label_loss(out.logits, true).mean() + o_.trades_beta() * robust.mean();
     } else {  // ce with the HE head and/or augmentations
       out.logits = model.forward(mb.images);
       out.loss = label_loss(out.logits, true).mean();
@@ -118,31 +109,12 @@ at::Tensor hypersphere_margin_logits(const at::Tensor& logits, const at::Tensor&
   return logits - scale * margin * onehot;
 }
 
+// The rules between these options (lmt needs no augmentation, pgd-at/trades need eps > 0) are
+// checked with the others in check_options (options.cpp).
 std::unique_ptr<Objective> make_robust_objective(const TrainOptions& o) {
-  const bool he = hypersphere_option(o), augment = any_augmentation(o);
-  if (o.loss == "lmt" && (he || augment))
-    throw TrainError(std::string("--loss lmt: ") +
-                     (he ? "the HE head (head=he) has no Lipschitz bound"
-                         : "--mixup/--cutmix/--randaugment/--random-erasing are implemented for "
-                           "--loss ce, pgd-at and trades only"));
-  if (o.loss != "pgd-at" && o.loss != "trades" && !(o.loss == "ce" && (he || augment)))
-    return nullptr;
-  try {
-    attack::parse_norm(o.adv_norm);
-  } catch (const attack::AttackError&) {
-    throw TrainError("--norm: expected L2 or Linf, got '" + o.adv_norm + "'");
-  }
-  if (o.loss != "ce") {
-    if (!(o.adv_eps > 0)) throw TrainError("--eps: --loss " + o.loss + " needs eps > 0");
-    if (o.attack_steps < 1) throw TrainError("--attack-steps: must be >= 1");
-    if (o.attack_step_size < 0) throw TrainError("--attack-step-size: must be >= 0 (0: auto)");
-  }
-  if (o.trades_beta < 0) throw TrainError("--trades-beta: must be >= 0");
-  if (o.he_margin < 0) throw TrainError("--he-m: must be >= 0");
-  if (o.mixup_alpha < 0 || o.cutmix_alpha < 0)
-    throw TrainError("--mixup/--cutmix: alpha must be >= 0");
-  if (o.random_erasing < 0 || o.random_erasing > 1)
-    throw TrainError("--random-erasing: probability must be in [0, 1]");
+  const bool he = uses_hypersphere_head(o), augment = uses_augmentation(o);
+  const bool adversarial = o.loss() == Loss::kPgdAt || o.loss() == Loss::kTrades;
+  if (!adversarial && !(o.loss() == Loss::kCe && (he || augment))) return nullptr;
   return std::make_unique<RobustObjective>(o);
 }
 

@@ -133,8 +133,8 @@ at::Tensor random_erasing(const at::Tensor& images, double p, at::Generator& gen
 }
 
 at::Tensor augment_images(const at::Tensor& images, const TrainOptions& o, at::Generator& gen) {
-  at::Tensor x = rand_augment(images, o.randaugment_ops, o.randaugment_magnitude, gen);
-  return random_erasing(x, o.random_erasing, gen);
+  at::Tensor x = rand_augment(images, o.randaugment_ops(), o.randaugment_magnitude(), gen);
+  return random_erasing(x, o.random_erasing(), gen);
 }
 
 }  // namespace lmt::train

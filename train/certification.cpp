@@ -17,8 +17,8 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
     throw TrainError("model '" + model.config().name +
                      "' has no finite global Lipschitz bound; certification refused (attack it "
                      "with lmt attack instead)");
-  if (options.head != "global" && options.head != "pairwise" && options.head != "best")
-    throw TrainError("--head: expected global, pairwise or best, got '" + options.head + "'");
+  if (options.head() != "global" && options.head() != "pairwise" && options.head() != "best")
+    throw TrainError("--head: expected global, pairwise or best, got '" + options.head() + "'");
   model.eval();
   at::NoGradGuard no_grad;
   CertifyResult result;
@@ -34,15 +34,15 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
     head = model.head_split(lipschitz::BoundMode::kSound);
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    throw TrainError(options.model_source + ": cannot compute the sound Lipschitz bound: " +
+    throw TrainError(options.model_source() + ": cannot compute the sound Lipschitz bound: " +
                      what.substr(0, what.find('\n')));
   }
   if (!std::isfinite(result.sound_bound))
-    throw TrainError(options.model_source + ": the sound Lipschitz bound is " +
+    throw TrainError(options.model_source() + ": the sound Lipschitz bound is " +
                      std::to_string(result.sound_bound) + "; nothing can be certified");
-  result.head = options.head;
-  if (options.head == "best") result.head = head.defined() ? "best" : "global";
-  if (options.head == "pairwise" && !head.defined())
+  result.head = options.head();
+  if (options.head() == "best") result.head = head.defined() ? "best" : "global";
+  if (options.head() == "pairwise" && !head.defined())
     throw TrainError("--head pairwise: model '" + model.config().name +
                      "' does not end in a linear layer");
 
@@ -68,7 +68,7 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
   result.radii = radii;
   result.correct = correct.gt(0.5);
   result.summary =
-      lipschitz::summarize(result.radii, result.correct, options.eps, result.sound_bound);
+      lipschitz::summarize(result.radii, result.correct, options.eps(), result.sound_bound);
   return result;
 }
 

@@ -1,5 +1,5 @@
 // Checkpoint directories: atomic write (temporary directory, fsync, rename, fsync parent), a
-// MANIFEST of sizes and checksums written last, verification, discovery, loading, stop signals.
+// MANIFEST of sizes and checksums written last, verification, discovery, loading.
 #include <lmt/train/checkpoint.h>
 
 #include <fcntl.h>
@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +27,7 @@
 #include <lmt/io/digest.h>
 #include <lmt/io/zip_check.h>
 #include <lmt/train/options.h>
+#include <lmt/train/run_directory.h>
 
 namespace lmt::train {
 namespace fs = std::filesystem;
@@ -58,32 +57,6 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
   archive.load_from(bytes.data(), bytes.size());
 }
 
-void pause_for_tests() {
-  static const long pause_ms = [] {
-    const char* v = std::getenv("LMT_TEST_CHECKPOINT_PAUSE_MS");
-    return v ? std::atol(v) : 0L;
-  }();
-  if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-}
-
-// Step number of a "step-NNNNNN" directory name, -1 for anything else.
-int64_t step_of(const std::string& name) {
-  if (name.rfind("step-", 0) != 0 || name.size() <= 5) return -1;
-  const std::string digits = name.substr(5);
-  if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) return -1;
-  return std::stoll(digits);
-}
-
-std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const std::string& run_dir) {
-  std::vector<std::pair<int64_t, fs::path>> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(checkpoints_root(run_dir), ec)) {
-    const int64_t step = step_of(entry.path().filename().string());
-    if (step >= 0 && entry.is_directory()) found.emplace_back(step, entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  return found;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -117,14 +90,6 @@ Identity identity_of(const fs::path& dir) {
 
 }  // namespace
 
-std::string checkpoints_root(const std::string& run_dir) { return run_dir + "/checkpoints"; }
-
-std::string checkpoint_path(const std::string& run_dir, int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step-%06lld", (long long)step);
-  return checkpoints_root(run_dir) + "/" + name;
-}
-
 std::string new_run_id() {
   std::random_device device;
   const uint64_t a = (uint64_t(device()) << 32) ^ device();
@@ -134,7 +99,8 @@ std::string new_run_id() {
 
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
-                             int64_t keep_last) {
+                             int64_t keep_last,
+                             const std::function<void(const std::string&)>& after_file) {
   const std::string root = checkpoints_root(run_dir);
   const std::string final_dir = checkpoint_path(run_dir, state.position.global_step);
   const std::string name = fs::path(final_dir).filename().string();
@@ -156,7 +122,7 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     auto put = [&](const std::string& file, const std::string& bytes) {
       io::write_file_synced(tmp + "/" + file, bytes);
       manifest << file << " " << bytes.size() << " " << io::hex64(io::fnv1a64(bytes)) << "\n";
-      pause_for_tests();
+      if (after_file) after_file(file);
     };
     put("model.pt", models::serialize_model_file(
                         model, {{"steps", std::to_string(state.position.global_step)}}));
@@ -396,126 +362,5 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
   }
   check_optimizer_state_shapes(path, optimizer);
 }
-
-std::string incompatible_option(const std::string& saved, const std::string& current) {
-  static const std::set<std::string> operational = {"out",
-                                                    "data",
-                                                    "threads",
-                                                    "log-every",
-                                                    "loader-threads",
-                                                    "bucket-cap-mb",
-                                                    "overlap",
-                                                    "collective-timeout",
-                                                    "checkpoint-every",
-                                                    "keep-last",
-                                                    "resume",
-                                                    "overwrite",
-                                                    "stop-after-steps",
-                                                    "stop-check-every",
-                                                    "log-layer-bounds",
-                                                    "config",
-                                                    "help"};
-  auto parse = [](const std::string& text) {
-    std::map<std::string, std::string> values;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      const auto eq = line.find(" = ");
-      if (eq == std::string::npos) continue;
-      auto& v = values[line.substr(0, eq)];
-      v += (v.empty() ? "" : ",") + line.substr(eq + 3);
-    }
-    return values;
-  };
-  const auto a = parse(saved), b = parse(current);
-  std::set<std::string> keys;
-  for (const auto& kv : a) keys.insert(kv.first);
-  for (const auto& kv : b) keys.insert(kv.first);
-  for (const auto& key : keys) {
-    if (operational.count(key)) continue;
-    auto ia = a.find(key), ib = b.find(key);
-    const std::string va = ia == a.end() ? "(unset)" : ia->second;
-    const std::string vb = ib == b.end() ? "(unset)" : ib->second;
-    if (va != vb) return "--" + key + ": checkpoint has " + va + ", this run has " + vb;
-  }
-  return "";
-}
-
-std::string describe_options(const TrainOptions& o) {
-  std::ostringstream out;
-  out.precision(10);
-  out << "model = " << o.model << "\n";
-  for (const auto& [k, v] : o.model_options) out << "model-option = " << k << "=" << v << "\n";
-  out << "normalize = " << o.normalize_input << "\nrandom-crop-padding = " << o.random_crop_padding
-      << "\nhflip = " << o.horizontal_flip << "\npad-to = " << o.pad_to << "\nepochs = " << o.epochs
-      << "\nbatch-size = " << o.batch_size << "\nmax-steps = " << o.max_steps
-      << "\noptimizer = " << o.optimizer << "\nlr = " << o.lr << "\nmomentum = " << o.momentum
-      << "\nweight-decay = " << o.weight_decay << "\nschedule = " << o.schedule
-      << "\nwarmup-epochs = " << o.warmup_epochs << "\nlr-gamma = " << o.lr_gamma
-      << "\nloss = " << o.loss << "\nlmt-c = " << o.lmt_c
-      << "\nlmt-c-warmup = " << o.lmt_c_warmup_epochs << "\nlmt-head = " << o.lmt_head
-      << "\nlmt-clip = " << o.lmt_clip << "\npi-sync = " << o.pi_sync << "\nseed = " << o.seed
-      << "\nlr-steps =";
-  for (auto e : o.lr_steps) out << " " << e;
-  out << "\n";
-  return out.str();
-}
-
-void trim_metrics_after(const std::string& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::istringstream in(read_text(path));
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    const auto at = line.find("\"step\":");
-    if (at != std::string::npos) {
-      const int64_t line_step = std::atoll(line.c_str() + at + 7);
-      // An epoch line of the checkpoint's own step came after it (the epoch ends after the step
-      // and its checkpoint): the resumed run writes it again.
-      const bool epoch_line = line.find("\"type\":\"epoch\"") != std::string::npos;
-      if (line_step > step || (line_step == step && epoch_line)) continue;
-    }
-    kept += line + "\n";
-  }
-  try {
-    io::write_file_atomic(path, kept);
-  } catch (const io::IoError& e) {
-    throw TrainError(e.what());
-  }
-}
-
-std::string existing_run_file(const std::string& run_dir) {
-  for (const char* file : {"model.pt", "metrics.jsonl"})
-    if (fs::exists(run_dir + "/" + file)) return run_dir + "/" + file;
-  const auto all = list_checkpoints(run_dir);
-  return all.empty() ? "" : all.back().second.string();
-}
-
-void remove_previous_run(const std::string& run_dir) {
-  try {
-    for (const char* file : {"model.pt", "metrics.jsonl", "config.ini"})
-      fs::remove(run_dir + "/" + file);
-    fs::remove_all(checkpoints_root(run_dir));
-  } catch (const std::exception& e) {
-    throw TrainError("--overwrite: cannot remove the previous run in " + run_dir + ": " +
-                     first_line(e.what()));
-  }
-}
-
-namespace {
-volatile std::sig_atomic_t g_stop_signal = 0;
-void on_stop_signal(int) { g_stop_signal = 1; }
-}  // namespace
-
-void install_stop_signal_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
-bool stop_signal_received() { return g_stop_signal != 0; }
-void request_stop() { g_stop_signal = 1; }
 
 }  // namespace lmt::train

@@ -9,7 +9,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <lmt/io/atomic_file.h>
-#include <lmt/train/metrics.h>
+#include <lmt/io/json_lines.h>
 #include <lmt/train/options.h>
 
 namespace lmt::train {
@@ -94,7 +94,7 @@ std::map<std::string, std::string> export_metadata(models::Model& model,
                         std::to_string(c.width) + "]";
   std::string options = "{";
   for (const auto& [k, v] : c.options)
-    options += (options.size() > 1 ? "," : "") + json_escape(k) + ":" + json_escape(v);
+    options += (options.size() > 1 ? "," : "") + io::json_escape(k) + ":" + io::json_escape(v);
   meta["model_options"] = options + "}";
   meta["model_config"] = c.serialize();
   if (!c.mean.empty()) {
@@ -104,7 +104,7 @@ std::map<std::string, std::string> export_metadata(models::Model& model,
   if (!class_names.empty()) {
     std::string names = "[";
     for (size_t i = 0; i < class_names.size(); ++i)
-      names += (i ? "," : "") + json_escape(class_names[i]);
+      names += (i ? "," : "") + io::json_escape(class_names[i]);
     meta["class_names"] = names + "]";
   }
   if (with_bound && model.has_bound()) {
@@ -125,7 +125,7 @@ void write_safetensors(const std::string& path, models::Model& model,
   std::string header = "{\"__metadata__\":{";
   bool first = true;
   for (const auto& [k, v] : metadata) {
-    header += (first ? "" : ",") + json_escape(k) + ":" + json_escape(v);
+    header += (first ? "" : ",") + io::json_escape(k) + ":" + io::json_escape(v);
     first = false;
   }
   header += "}";
@@ -136,7 +136,7 @@ void write_safetensors(const std::string& path, models::Model& model,
     const int64_t bytes = int64_t(t.numel() * t.element_size());
     std::string shape = "[";
     for (int64_t d = 0; d < t.dim(); ++d) shape += (d ? "," : "") + std::to_string(t.size(d));
-    header += "," + json_escape(name) + ":{\"dtype\":\"" +
+    header += "," + io::json_escape(name) + ":{\"dtype\":\"" +
               safetensors_dtype(t.scalar_type(), name) + "\",\"shape\":" + shape +
               "],\"data_offsets\":[" + std::to_string(offset) + "," +
               std::to_string(offset + bytes) + "]}";

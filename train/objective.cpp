@@ -28,19 +28,19 @@ class LipschitzMargin : public Objective {
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double epoch_progress) override {
     const double c =
-        lipschitz::lmt_c_at(options_.lmt_c, options_.lmt_c_warmup_epochs, epoch_progress);
+        lipschitz::lmt_c_at(options_.lmt_c(), options_.lmt_c_warmup_epochs(), epoch_progress);
     ObjectiveOutput out;
     out.logits = model.forward(images);
-    if (options_.lmt_head == "pairwise") {
+    if (options_.lmt_head() == LmtHead::kPairwise) {
       auto head = model.head_split(lipschitz::BoundMode::kTrain);
       if (!head.defined())
         throw TrainError("--lmt-head pairwise: model '" + model.config().name +
                          "' does not end in a linear layer");
       out.bound = head.body_bound;
-      out.loss = lipschitz::lmt_pairwise_loss(out.logits, labels, head, c, options_.lmt_clip);
+      out.loss = lipschitz::lmt_pairwise_loss(out.logits, labels, head, c, options_.lmt_clip());
     } else {
       out.bound = model.lipschitz_bound(lipschitz::BoundMode::kTrain);
-      out.loss = lipschitz::lmt_loss(out.logits, labels, out.bound, c, options_.lmt_clip);
+      out.loss = lipschitz::lmt_loss(out.logits, labels, out.bound, c, options_.lmt_clip());
     }
     return out;
   }
@@ -53,13 +53,8 @@ class LipschitzMargin : public Objective {
 
 std::unique_ptr<Objective> make_objective(const TrainOptions& options) {
   if (auto robust = make_robust_objective(options)) return robust;  // pgd-at, trades, HE, augment
-  if (options.loss == "ce") return std::make_unique<CrossEntropy>();
-  if (options.loss == "lmt") {
-    if (options.lmt_head != "global" && options.lmt_head != "pairwise")
-      throw TrainError("--lmt-head: expected global or pairwise, got '" + options.lmt_head + "'");
-    return std::make_unique<LipschitzMargin>(options);
-  }
-  throw TrainError("--loss: unknown objective '" + options.loss + "' (expected ce, lmt, pgd-at or trades)");
+  if (options.loss() == Loss::kLmt) return std::make_unique<LipschitzMargin>(options);
+  return std::make_unique<CrossEntropy>();
 }
 
 }  // namespace lmt::train

@@ -65,18 +65,12 @@ TEST_P(LinearOptimality, PgdAndApgdFindTheMinimalPerturbationOfABinaryLinearClas
   ASSERT_LT(dist.max().item<double>(), 0.3);
 
   auto run_pgd = [&](const at::Tensor& xi, const at::Tensor& yi, double eps) {
-    PgdOptions o;
-    o.norm = norm;
-    o.eps = eps;
-    o.steps = 50;  // from a random start on the sphere, radial projection turns slowly
-    o.step_size = 0.25 * eps;
+    // 50 steps: from a random start on the sphere, radial projection turns slowly
+    const auto o = PgdOptions().norm(norm).eps(eps).steps(50).step_size(0.25 * eps);
     return pgd(f, xi, yi, o);
   };
   auto run_apgd = [&](const at::Tensor& xi, const at::Tensor& yi, double eps) {
-    ApgdOptions o;
-    o.norm = norm;
-    o.eps = eps;
-    o.iterations = 50;
+    const auto o = ApgdOptions().norm(norm).eps(eps).iterations(50);
     return apgd_ce(f, xi, yi, o);
   };
   EXPECT_EQ(broken_at(run_pgd, x, y, dist, 1.01), x.size(0));
@@ -102,10 +96,7 @@ TEST(LinearOptimality, ApgdTargetedFindsTheNearestClassBoundaryInL2) {
   at::Tensor dist = multiclass_distance(W, c, x, y);
   ASSERT_LT(dist.max().item<double>(), 0.4);
   auto run = [&](const at::Tensor& xi, const at::Tensor& yi, double eps) {
-    ApgdOptions o;
-    o.norm = Norm::kL2;
-    o.eps = eps;
-    o.iterations = 50;
+    const auto o = ApgdOptions().norm(Norm::kL2).eps(eps).iterations(50);
     return apgd_t(f, xi, yi, o);
   };
   EXPECT_EQ(broken_at(run, x, y, dist, 1.01), x.size(0));

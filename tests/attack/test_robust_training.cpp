@@ -99,27 +99,24 @@ TEST(LabelPreservingAugmentations, StayInTheBoxAndEraseABoxOfTheDocumentedSize) 
 
 TEST(RobustObjectives, PgdAtAndTradesGiveFiniteLossesWithGradientsAndLeaveTrainMode) {
   auto data = attack::testing::synthetic_images(32, 9);
-  for (const char* loss : {"pgd-at", "trades"}) {
+  for (Loss loss : {Loss::kPgdAt, Loss::kTrades}) {
     TrainOptions o;
-    o.loss = loss;
-    o.adv_norm = "L2";
-    o.adv_eps = 0.5;
-    o.attack_steps = 3;
+    o.loss(loss).adv_norm(attack::Norm::kL2).adv_eps(0.5).attack_steps(3);
     auto objective = make_objective(o);
     auto model = attack::testing::small_lmt_mnist();
     model->train();
     ObjectiveOutput out = objective->compute(*model, data.x, data.y, 1.0);
-    ASSERT_TRUE(std::isfinite(out.loss.item<double>())) << loss;
-    EXPECT_TRUE(model->is_training()) << loss;
+    ASSERT_TRUE(std::isfinite(out.loss.item<double>())) << options::to_string(loss);
+    EXPECT_TRUE(model->is_training()) << options::to_string(loss);
     out.loss.backward();
     double grad_norm = 0;
     for (auto& p : model->parameters()) grad_norm += p.grad().defined() ? p.grad().norm().item<double>() : 0;
-    EXPECT_GT(grad_norm, 0.0) << loss;
-    EXPECT_EQ(out.logits.size(0), 32) << loss;
+    EXPECT_GT(grad_norm, 0.0) << options::to_string(loss);
+    EXPECT_EQ(out.logits.size(0), 32) << options::to_string(loss);
   }
   TrainOptions bad;
-  bad.loss = "pgd-at";  // eps 0
-  EXPECT_THROW(make_objective(bad), TrainError);
+  bad.data_dir("d").out_dir("o").loss(Loss::kPgdAt);  // eps 0
+  EXPECT_THROW(check_options(bad, 1), TrainError);
 }
 
 }  // namespace

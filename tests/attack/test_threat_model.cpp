@@ -44,22 +44,12 @@ TEST_P(BallAndBox, EveryAttackKeepsPerturbationsInsideTheBallAndTheBox) {
     at::NoGradGuard g;
     y = f(x).argmax(1);  // all correct clean, so every point is attacked
   }
-  PgdOptions pgd_o;
-  pgd_o.norm = norm;
-  pgd_o.eps = eps;
-  pgd_o.restarts = 2;
+  const auto pgd_o = PgdOptions().norm(norm).eps(eps).restarts(2);
   expect_in_ball_and_box(pgd(f, x, y, pgd_o), x, norm, eps, "PGD");
-  ApgdOptions a;
-  a.norm = norm;
-  a.eps = eps;
-  a.iterations = 20;
-  a.target_classes = 3;
+  const auto a = ApgdOptions().norm(norm).eps(eps).iterations(20).target_classes(3);
   expect_in_ball_and_box(apgd_ce(f, x, y, a), x, norm, eps, "APGD-CE");
   expect_in_ball_and_box(apgd_t(f, x, y, a), x, norm, eps, "APGD-T");
-  SquareOptions s;
-  s.norm = norm;
-  s.eps = eps;
-  s.queries = 200;
+  const auto s = SquareOptions().norm(norm).eps(eps).queries(200);
   expect_in_ball_and_box(square(f, x, y, s), x, norm, eps, "Square");
   at::Generator gen = at::detail::getDefaultCPUGenerator();
   at::Tensor start = random_start(x, norm, eps, gen);
@@ -73,10 +63,7 @@ TEST(AttackResult, StillCorrectIsTheClassifiersVerdictOnTheReturnedExamples) {
   Classifier f = random_network();
   at::Tensor x = box_heavy_inputs(40);
   at::Tensor y = at::randint(0, 10, {40}, at::kLong);  // many misclassified clean
-  ApgdOptions a;
-  a.norm = Norm::kLinf;
-  a.eps = 0.1;
-  a.iterations = 20;
+  const auto a = ApgdOptions().norm(Norm::kLinf).eps(0.1).iterations(20);
   AttackResult r = apgd_ce(f, x, y, a);
   at::NoGradGuard g;
   at::Tensor verdict = f(r.adversarial).argmax(1).eq(y);

@@ -25,13 +25,8 @@ TEST(TrainedModel, ApgdCeFindsAtLeastAsManyErrorsAsTenStepPgd) {
   ASSERT_GT(clean.to(at::kFloat).mean().item<double>(), 0.8) << "the model did not learn";
   for (Norm norm : {Norm::kL2, Norm::kLinf}) {
     const double eps = norm == Norm::kL2 ? 0.5 : 0.06;
-    PgdOptions p;
-    p.norm = norm;
-    p.eps = eps;
-    p.steps = 10;
-    ApgdOptions a;
-    a.norm = norm;
-    a.eps = eps;
+    const auto p = PgdOptions().norm(norm).eps(eps).steps(10);
+    const auto a = ApgdOptions().norm(norm).eps(eps);
     const int64_t pgd_errors =
         pgd(f, data.x, data.y, p).still_correct.logical_not().sum().item<int64_t>();
     const int64_t apgd_errors =
@@ -61,19 +56,9 @@ TEST(TrainedModel, NoAttackBreaksAPointCertifiedByTheSoundBound) {
               static_cast<long long>(certified.numel()));
   ASSERT_GT(certified.sum().item<int64_t>(), 10) << "too few certified points to test";
 
-  ApgdOptions a;
-  a.norm = Norm::kL2;
-  a.eps = eps;
-  a.iterations = 50;
-  PgdOptions p;
-  p.norm = Norm::kL2;
-  p.eps = eps;
-  p.steps = 20;
-  p.restarts = 2;
-  SquareOptions s;
-  s.norm = Norm::kL2;
-  s.eps = eps;
-  s.queries = 300;
+  const auto a = ApgdOptions().norm(Norm::kL2).eps(eps).iterations(50);
+  const auto p = PgdOptions().norm(Norm::kL2).eps(eps).steps(20).restarts(2);
+  const auto s = SquareOptions().norm(Norm::kL2).eps(eps).queries(300);
   std::vector<AttackResult> results = {apgd_ce(f, data.x, data.y, a), apgd_t(f, data.x, data.y, a),
                                        pgd(f, data.x, data.y, p), square(f, data.x, data.y, s)};
   AttackResult worst = worst_case(results);

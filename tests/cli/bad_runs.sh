@@ -9,7 +9,7 @@ T=(train --data d --out o)
 expect_exit 2 "unrecognised option '--max-step'" -- "$LMT_BIN" "${T[@]}" --max-step 5
 expect_exit 2 "unrecognised option '--batch'" -- "$LMT_BIN" "${T[@]}" --batch 5
 expect_exit 2 "unrecognised option '--epoch'" -- "$LMT_BIN" "${T[@]}" --epoch 5
-expect_exit 2 "'--threads' must be in \[1, 1024\]" -- "$LMT_BIN" "${T[@]}" --threads 100000
+expect_exit 2 "'--threads' must be in \[0, 1024\] \(got 100000\)" -- "$LMT_BIN" "${T[@]}" --threads 100000
 expect_exit 2 "'--seed' must be in \[0," -- "$LMT_BIN" "${T[@]}" --seed -1
 expect_exit 2 "'--max-steps' must be -1 \(off\) or >= 1" -- "$LMT_BIN" "${T[@]}" --max-steps 0
 for flag in randaugment mixup warmup-epochs lmt-c image-size; do

@@ -23,7 +23,7 @@ expect_exit 2 "--config: cannot open 'missing.ini'" -- "$LMT_BIN" train --config
 printf 'data = d\nout = o\nlearning-rate = 0.1\n' > bad.ini
 expect_exit 2 "--config bad.ini: unrecognised option 'learning-rate'" -- "$LMT_BIN" train --config bad.ini
 printf 'data = d\nout = o\nepochs = many\n' > bad2.ini
-expect_exit 2 "--config bad2.ini: .*option 'epochs' is invalid" -- "$LMT_BIN" train --config bad2.ini
+expect_exit 2 "--config bad2.ini: .*option '--epochs' is invalid" -- "$LMT_BIN" train --config bad2.ini
 # Not a usage error: a missing dataset is a run-time failure naming the file (exit 1).
 expect_exit 1 "nowhere/train.h5" -- "$LMT_BIN" train --data nowhere --out o
 expect_exit 1 "no-such-model.pt" -- "$LMT_BIN" eval --model-file no-such-model.pt --data x.h5

@@ -25,12 +25,7 @@ ConvertProgress quiet() {
 }
 
 ImageConvertOptions options(int64_t size, bool jpeg, bool skip, int threads = 2) {
-  ImageConvertOptions o;
-  o.size = size;
-  o.jpeg = jpeg;
-  o.skip_bad_images = skip;
-  o.threads = threads;
-  return o;
+  return ImageConvertOptions().size(size).jpeg(jpeg).skip_bad_images(skip).threads(threads);
 }
 
 // Mean colour of sample i of a float [b,3,H,W] batch on the 0..255 scale.
@@ -137,7 +132,7 @@ TEST(ImageNet, ResizedUint8IsShardedAndLoadsWithLabels) {
   ScratchDir src, out;
   const int good = testing::write_tree(src.path(), {});
   ImageConvertOptions o = options(32, false, true);
-  o.shard_bytes = 4 * 32 * 32 * 3;  // 4 images per shard
+  o.shard_bytes(4 * 32 * 32 * 3);  // 4 images per shard
   convert_imagenet(src.path().string(), out.path().string(), o, quiet());
   const DatasetInfo info = read_dataset_info(out.file("train.h5"));
   EXPECT_EQ(info.size, good);
@@ -164,7 +159,7 @@ TEST(ImageNet, JpegStorageKeepsFileBytesAndLoadsAtTheRequestedSize) {
   t.val_class_folders = true;
   const int good = testing::write_tree(src.path(), t);
   ImageConvertOptions o = options(0, true, true);
-  o.shard_bytes = 4000;  // a few of these small JPEGs per shard
+  o.shard_bytes(4000);  // a few of these small JPEGs per shard
   convert_imagenet(src.path().string(), out.path().string(), o, quiet());
   const DatasetInfo info = read_dataset_info(out.file("train.h5"));
   EXPECT_EQ(info.storage, "jpeg");

@@ -184,6 +184,42 @@ TEST(Loader, DestroyingMidEpochJoinsTheThreads) {
   SUCCEED();
 }
 
+TEST(Loader, LimitKeepsTheFirstSamplesAcrossRanksShuffledOrNot) {
+  Fixture f;
+  for (const bool shuffle : {false, true}) {
+    std::vector<int64_t> seen;
+    for (int64_t rank = 0; rank < 2; ++rank) {
+      // Streaming (in_memory_limit 0) and in memory must agree on the limited set.
+      for (const int64_t memory : {int64_t{0}, int64_t{1} << 20}) {
+        Loader loader(f.path, LoaderOptions()
+                                  .batch_size(4)
+                                  .rank(rank)
+                                  .world_size(2)
+                                  .shuffle(shuffle)
+                                  .drop_last(false)
+                                  .limit(11)
+                                  .in_memory_limit_bytes(memory));
+        EXPECT_EQ(loader.plan().num_samples, 11);
+        EXPECT_EQ(loader.info().size, kN);
+        for (const Batch& b : whole_epoch(loader, 1))
+          for (int64_t i = 0; i < b.indices.size(0); ++i) {
+            const int64_t index = b.indices[i].item<int64_t>();
+            EXPECT_TRUE(at::equal(b.images[i], f.reference(index))) << index;
+            if (memory == 0) seen.push_back(index);
+          }
+      }
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<int64_t> first(11);
+    std::iota(first.begin(), first.end(), int64_t{0});
+    EXPECT_EQ(seen, first) << "shuffle " << shuffle;
+  }
+  EXPECT_EQ(Loader(f.path, LoaderOptions().batch_size(4).limit(kN + 5)).plan().num_samples, kN);
+  EXPECT_THROW(Loader(f.path, LoaderOptions().limit(-2)), DataError);
+  // A limit below one global batch with drop_last says so.
+  EXPECT_THROW(Loader(f.path, LoaderOptions().batch_size(8).limit(5)), DataError);
+}
+
 TEST(Loader, RejectsBadOptionsNamingTheFileOrFlag) {
   Fixture f;
   EXPECT_THROW(Loader(f.path, LoaderOptions().batch_size(9).world_size(2)), DataError);

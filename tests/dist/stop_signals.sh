@@ -51,7 +51,7 @@ echo "start-up stop (rendezvous): exit 3"
 "${MPI[@]}" "$LMT_BIN" train "${ARGS[@]}" --threads 1 --out "$TMP/run-straight" >"$TMP/s.log" 2>&1 ||
   fail "uninterrupted run (see $TMP/s.log)"
 RESUMABLE=("${ARGS[@]}" --out "$TMP/run-c" --checkpoint-every 5 --resume auto)
-LMT_TEST_CHECKPOINT_PAUSE_MS=100 "$(dirname "$0")/../../launch/lmt-mpirun" --allow-root --np 2 \
+LMT_BIN="$LMT_HOOKED_BIN" LMT_TEST_CHECKPOINT_PAUSE_MS=100 "$(dirname "$0")/../../launch/lmt-mpirun" --allow-root --np 2 \
   --threads 1 -- train "${RESUMABLE[@]}" >"$TMP/c.log" 2>&1 &
 m=$!
 for _ in $(seq 1500); do [ -f "$TMP/run-c/checkpoints/step-000005/MANIFEST" ] && break; sleep 0.02; done

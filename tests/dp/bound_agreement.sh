@@ -7,9 +7,10 @@
 # sums, amplified over 50 LMT steps (the bound feeds the loss), measured with softplus (see
 # equivalence.sh for why not ReLU) at most 5.6e-6 on the weights and 1.4e-6 on L over 2-3 ranks
 # and both sync modes (Intel Xeon; 1.3e-6 / 2.3e-6 for L on AMD EPYC), 18x below 1e-4.
-# Per-rank models come from the trainer hook LMT_TEST_RANK_DIR (each rank saves DIR/rank-R.pt
+# Per-rank models come from the test hook LMT_TEST_RANK_DIR of lmt-hooked (each rank saves DIR/rank-R.pt
 # with its last training bound in hex). SGD: see equivalence.sh for Adam's amplification.
 source "$(dirname "$0")/lib.sh"
+LMT_BIN="$LMT_HOOKED_BIN"  # lmt with the test hooks as Trainer listeners (tests/train/lmt_hooked.cpp)
 ARGS=(train --data "$FM" --model lmt-mnist --model-option act=softplus --loss lmt --optimizer sgd
       --lr 0.01 --batch-size 48
       --max-steps 50 --seed 7

@@ -1,9 +1,10 @@
 # Faults in a 3-rank `lmt train`: (a) rank 1 SIGKILLed mid-training, (b) rank 1 throwing after
-# step 3 (trainer hook LMT_TEST_THROW_AT), (c) rank 1 alone given an unreadable dataset (MPMD
+# step 3 (test hook LMT_TEST_THROW_AT of lmt-hooked), (c) rank 1 alone given an unreadable dataset (MPMD
 # launch). Each time mpirun exits non-zero within the collective timeout plus a margin, no final
 # model is written, and for (b) and (c) the error is printed once naming rank 1. Times are
 # measured from the failure (the kill, or the moment rank 1's error line appears).
 source "$(dirname "$0")/lib.sh"
+LMT_BIN="$LMT_HOOKED_BIN"  # lmt with the test hooks as Trainer listeners (tests/train/lmt_hooked.cpp)
 TIMEOUT=60  # long enough for a slow start-up on a loaded machine
 MARGIN=15
 

@@ -157,12 +157,12 @@ TEST(LmtSoundness, PgdAtNinetyNinePercentOfTheSoundRadiusFlipsNoCertifiedPoint) 
   attack::Classifier f = attack::classifier_of(*model);
   const int64_t library_points = std::min<int64_t>(index.numel(), 20);
   for (int64_t i = 0; i < library_points; ++i) {
-    attack::PgdOptions o;
-    o.norm = attack::Norm::kL2;
-    o.eps = 0.99 * radius[i].item<double>();
-    o.steps = steps;
-    o.restarts = restarts;
-    o.seed = uint64_t(i);
+    const auto o = attack::PgdOptions()
+                       .norm(attack::Norm::kL2)
+                       .eps(0.99 * radius[i].item<double>())
+                       .steps(steps)
+                       .restarts(restarts)
+                       .seed(uint64_t(i));
     auto r = attack::pgd(f, x.slice(0, i, i + 1), y.slice(0, i, i + 1), o);
     library_flips += r.still_correct.logical_not().sum().item<int64_t>();
   }

@@ -4,6 +4,7 @@
 # the crashes ends bitwise identical to an uninterrupted one. Then a truncated, a corrupted and an
 # unfinished checkpoint are refused with errors naming the file, and `auto` skips them.
 source "$(dirname "$0")/lib.sh"
+LMT_BIN="$LMT_HOOKED_BIN"  # lmt with the test hooks as Trainer listeners (tests/train/lmt_hooked.cpp)
 RUN="$TMP/run"
 ARGS=(--data "$FM" --model lmt-mnist --loss lmt --batch-size 500 --epochs 1 --max-steps 40
       --threads 1 --log-every 1000 --checkpoint-every 2 --keep-last 0)

@@ -1,5 +1,5 @@
-# Resume refuses what would silently change the run: a different learning rate, model option or
-# seed (the message names the option), a different number of ranks, and a missing directory.
+# Resume refuses what would silently change the run: a different learning rate, model option,
+# seed, eps or mixup (the message names the option), a different number of ranks, and a missing directory.
 source "$(dirname "$0")/lib.sh"
 RUN="$TMP/run"
 ARGS=(--data "$FM" --model lmt-mnist --batch-size 500 --epochs 1 --max-steps 6 --threads 1
@@ -15,8 +15,12 @@ refused() {  # refused PATTERN NP extra-args...: the resume fails and the messag
 }
 refused "different run: --lr: checkpoint has 0.001, this run has 0.002" 2 --resume auto --lr 0.002
 refused "different run: --seed: checkpoint has 0, this run has 1" 2 --resume auto --seed 1
-refused "different run: --model-option: checkpoint has (unset), this run has hidden=50" 2 \
+refused "different run: --model-option: checkpoint has (none), this run has hidden=50" 2 \
   --resume auto --model-option hidden=50
+# Every run-defining option of the schema is compared (train/options.h), not a hand-kept list:
+# the adversarial budget, the augmentations.
+refused "different run: --eps: checkpoint has 0, this run has 0.1" 2 --resume auto --eps 0.1
+refused "different run: --mixup: checkpoint has 0, this run has 0.2" 2 --resume auto --mixup 0.2
 refused "written by 2 rank(s), this job has 1" 1 --resume auto
 refused "$TMP/nowhere: checkpoint directory not found" 2 --resume "$TMP/nowhere"
 # Operational options may change: threads, log interval, checkpoint interval.

@@ -3,6 +3,7 @@
 # (the ranks agree by an all-reduce of the flag); resuming from these finishes bitwise identical to
 # an uninterrupted run.
 source "$(dirname "$0")/lib.sh"
+LMT_BIN="$LMT_HOOKED_BIN"  # lmt with the test hooks as Trainer listeners (tests/train/lmt_hooked.cpp)
 export LMT_TEST_CHECKPOINT_PAUSE_MS=100  # slows the run so the signals land mid-run
 mpi 2 train "${TRAIN_ARGS[@]}" --out "$TMP/straight" > "$TMP/straight.log" 2>&1
 expect_code 0 $? "uninterrupted run (see $TMP/straight.log)"
@@ -28,7 +29,7 @@ echo "SIGUSR1: stopped at $stopped"
 pid=$!
 after=$(( (10#${stopped##*step-} / 3 + 1) * 3 )); after=$(printf "%06d" $after)  # next periodic one
 wait_for_dir "$RUN/checkpoints/step-$after" || fail "no checkpoint after resuming"
-rank1=$(pgrep -P $pid -f "lmt train" | sort -n | tail -1)
+rank1=$(pgrep -P $pid -f "lmt(-hooked)? train" | sort -n | tail -1)
 [ -n "$rank1" ] || fail "no rank process found"
 kill -TERM $rank1
 wait $pid; code=$?; pid=

@@ -38,8 +38,7 @@ TEST(Certify, AFailingSoundBoundIsOneLineNamingTheModel) {
     at::NoGradGuard no_grad;
     model->named_parameters()["fc1.weight"].view(-1)[0].fill_(std::nan(""));
   }
-  train::CertifyOptions options;
-  options.model_source = "runs/x/model.pt";
+  const auto options = train::CertifyOptions().model_source("runs/x/model.pt");
   std::string error;
   try {
     train::certify(*model, loader, nullptr, options);

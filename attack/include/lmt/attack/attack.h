@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <lmt/options/schema.h>
+#include <torch/arg.h>
 
 namespace lmt::models {
 class Model;
@@ -64,13 +66,13 @@ at::Tensor random_start(const at::Tensor& x, Norm norm, double eps, at::Generato
 
 // ---- PGD ------------------------------------------------------------------------------------
 struct PgdOptions {
-  Norm norm = Norm::kLinf;
-  double eps = 0.0;
-  int steps = 10;
-  double step_size = 0.0;  // 0: 2.5 * eps / steps (Madry et al.)
-  int restarts = 1;
-  bool random_start = true;
-  uint64_t seed = 0;
+  TORCH_ARG(Norm, norm) = Norm::kLinf;
+  TORCH_ARG(double, eps) = 0.0;
+  TORCH_ARG(int, steps) = 10;
+  TORCH_ARG(double, step_size) = 0.0;  // 0: 2.5 * eps / steps (Madry et al.)
+  TORCH_ARG(int, restarts) = 1;
+  TORCH_ARG(bool, random_start) = true;
+  TORCH_ARG(uint64_t, seed) = 0;
 };
 
 // Per-point losses [N] of candidate inputs; PGD ascends their sum.
@@ -88,15 +90,16 @@ AttackResult pgd(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
 
 // ---- APGD (Croce & Hein 2020), AutoAttack "standard" defaults -------------------------------
 struct ApgdOptions {
-  Norm norm = Norm::kLinf;
-  double eps = 0.0;
-  int iterations = 100;
-  int restarts = 1;
-  int target_classes = 9;  // APGD-T: attack the 2nd .. (target_classes+1)-th most likely classes
-  double rho = 0.75;       // step-size halving when < rho of the steps since the last checkpoint
-                           // increased the loss
-  double momentum = 0.75;
-  uint64_t seed = 0;
+  TORCH_ARG(Norm, norm) = Norm::kLinf;
+  TORCH_ARG(double, eps) = 0.0;
+  TORCH_ARG(int, iterations) = 100;
+  TORCH_ARG(int, restarts) = 1;
+  // APGD-T: attack the 2nd .. (target_classes+1)-th most likely classes
+  TORCH_ARG(int, target_classes) = 9;
+  // step-size halving when < rho of the steps since the last checkpoint increased the loss
+  TORCH_ARG(double, rho) = 0.75;
+  TORCH_ARG(double, momentum) = 0.75;
+  TORCH_ARG(uint64_t, seed) = 0;
 };
 
 // APGD on the cross-entropy.
@@ -113,11 +116,11 @@ at::Tensor dlr_targeted_loss(const at::Tensor& logits, const at::Tensor& y,
 
 // ---- Square (Andriushchenko et al. 2020): black-box, forward passes only ---------------------
 struct SquareOptions {
-  Norm norm = Norm::kLinf;
-  double eps = 0.0;
-  int queries = 5000;
-  double p_init = 0.8;
-  uint64_t seed = 0;
+  TORCH_ARG(Norm, norm) = Norm::kLinf;
+  TORCH_ARG(double, eps) = 0.0;
+  TORCH_ARG(int, queries) = 5000;
+  TORCH_ARG(double, p_init) = 0.8;
+  TORCH_ARG(uint64_t, seed) = 0;
 };
 AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
                     const SquareOptions& options);
@@ -131,3 +134,12 @@ AttackResult worst_case(const std::vector<AttackResult>& results);
 at::Tensor correct_mask(const Classifier& f, const at::Tensor& x, const at::Tensor& y);
 
 }  // namespace lmt::attack
+
+// The threat models' names in option schemas (--norm L2|Linf).
+namespace lmt::options {
+template <>
+struct EnumNames<attack::Norm> {
+  static constexpr std::pair<attack::Norm, const char*> table[] = {{attack::Norm::kL2, "L2"},
+                                                                   {attack::Norm::kLinf, "Linf"}};
+};
+}  // namespace lmt::options

@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include <torch/arg.h>
+
 #include <lmt/data/error.h>
 
 namespace lmt::data {
@@ -32,11 +34,13 @@ void convert_cifar100(const std::string& src_dir, const std::string& out_dir,
 
 // Options of the JPEG-tree converters (Tiny-ImageNet, ImageNet).
 struct ImageConvertOptions {
-  int64_t size = 0;       // uint8 storage: short side resized to size, centre crop size x size
-  bool jpeg = false;      // ImageNet: keep the original JPEG bytes (size: default input, 224)
-  int64_t shard_bytes = int64_t{1} << 30;  // ImageNet: payload bound per shard file
-  int threads = 1;        // decoding/resizing threads
-  bool skip_bad_images = false;  // false: the first bad image fails the conversion
+  // uint8 storage: short side resized to size, centre crop size x size
+  TORCH_ARG(int64_t, size) = 0;
+  // ImageNet: keep the original JPEG bytes (size: default input, 224)
+  TORCH_ARG(bool, jpeg) = false;
+  TORCH_ARG(int64_t, shard_bytes) = int64_t{1} << 30;  // ImageNet: payload bound per shard file
+  TORCH_ARG(int, threads) = 1;                          // decoding/resizing threads
+  TORCH_ARG(bool, skip_bad_images) = false;  // false: the first bad image fails the conversion
 };
 
 // Standard Tiny-ImageNet layout: wnids.txt, words.txt (optional; class names), train/<wnid>/

@@ -34,6 +34,9 @@ struct LoaderOptions {
   // random-resized-crop (scale 0.08..1, ratio 3/4..4/3) and, with horizontal_flip, a flip;
   // evaluation resizes the short side to size/0.875 and centre-crops (the 256 -> 224 rule).
   TORCH_ARG(int64_t, image_size) = 0;
+  // Only the first `limit` samples of the file (indices 0..limit-1; all if it holds fewer) are
+  // planned, shuffled and loaded; -1 = all. plan().num_samples is the count, info() the file's.
+  TORCH_ARG(int64_t, limit) = -1;
 
  public:
   // Centred zero padding of every image to the model's input size (0, 0 = stored size).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/arg.h>
 
 #include <chrono>
 #include <memory>
@@ -48,20 +49,8 @@ enum class MpiProgress {
 };
 
 struct CommOptions {
-  CommOptions& timeout(std::chrono::seconds s) {
-    timeout_ = s;
-    return *this;
-  }
-  CommOptions& progress(MpiProgress p) {
-    progress_ = p;
-    return *this;
-  }
-  std::chrono::seconds timeout() const { return timeout_; }
-  MpiProgress progress() const { return progress_; }
-
- private:
-  std::chrono::seconds timeout_{300};
-  MpiProgress progress_ = MpiProgress::kThread;
+  TORCH_ARG(std::chrono::seconds, timeout) = std::chrono::seconds(300);
+  TORCH_ARG(MpiProgress, progress) = MpiProgress::kThread;
 };
 
 // An MPI communicator over a duplicate of MPI_COMM_WORLD (collective: every rank calls it).

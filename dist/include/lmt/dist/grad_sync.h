@@ -9,29 +9,14 @@
 #include <memory>
 #include <vector>
 
+#include <torch/arg.h>
+
 namespace lmt::dist {
 
 struct GradSyncOptions {
-  GradSyncOptions& first_bucket_bytes(size_t b) {
-    first_bucket_bytes_ = b;
-    return *this;
-  }
-  GradSyncOptions& bucket_cap_bytes(size_t b) {
-    bucket_cap_bytes_ = b;
-    return *this;
-  }
-  GradSyncOptions& overlap(bool on) {
-    overlap_ = on;
-    return *this;
-  }
-  size_t first_bucket_bytes() const { return first_bucket_bytes_; }
-  size_t bucket_cap_bytes() const { return bucket_cap_bytes_; }
-  bool overlap() const { return overlap_; }
-
- private:
-  size_t first_bucket_bytes_ = size_t{1} << 20;
-  size_t bucket_cap_bytes_ = size_t{25} << 20;
-  bool overlap_ = true;
+  TORCH_ARG(size_t, first_bucket_bytes) = size_t{1} << 20;
+  TORCH_ARG(size_t, bucket_cap_bytes) = size_t{25} << 20;
+  TORCH_ARG(bool, overlap) = true;
 };
 
 // One flat bucket: the parameters (indices into the constructor's list) in bucket order and

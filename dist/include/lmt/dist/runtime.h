@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include <torch/arg.h>
+
 namespace lmt::dist {
 
 class StartupGuard;
@@ -18,29 +20,12 @@ class StartupGuard;
 struct RuntimeOptions {
   // Covers MPI_Init_thread and the start-up rendezvous of all ranks; the trainer passes its
   // --collective-timeout (the later start-up collectives run under the same collective timeout).
-  RuntimeOptions& startup_timeout(std::chrono::seconds s) {
-    startup_timeout_ = s;
-    return *this;
-  }
+  TORCH_ARG(std::chrono::seconds, startup_timeout) = std::chrono::seconds(300);
   // The flag named in the deadline message ("--collective-timeout").
-  RuntimeOptions& timeout_flag(std::string flag) {
-    timeout_flag_ = std::move(flag);
-    return *this;
-  }
+  TORCH_ARG(std::string, timeout_flag) = "--collective-timeout";
   // Polled during start-up (async-signal-safe flag of a stop handler installed before the
   // Runtime); when any rank has seen it, every rank throws StoppedDuringStartup.
-  RuntimeOptions& stop_requested(std::function<bool()> f) {
-    stop_requested_ = std::move(f);
-    return *this;
-  }
-  std::chrono::seconds startup_timeout() const { return startup_timeout_; }
-  const std::string& timeout_flag() const { return timeout_flag_; }
-  const std::function<bool()>& stop_requested() const { return stop_requested_; }
-
- private:
-  std::chrono::seconds startup_timeout_{300};
-  std::string timeout_flag_ = "--collective-timeout";
-  std::function<bool()> stop_requested_;
+  TORCH_ARG(std::function<bool()>, stop_requested);
 };
 
 // Thrown by every rank's Runtime constructor (after MPI_Finalize) when a stop was requested

@@ -13,7 +13,10 @@ namespace lmt::dist {
 // bits whatever reduction algorithm MPI picks.
 void average_unit_vectors(Communicator& comm, std::vector<at::Tensor>& vectors);
 
-// Collective. Vector i is owned by rank i % size; afterwards every rank holds the owner's value
+// The rank that owns (iterates and shares) vector i of `world_size` ranks.
+inline int vector_owner(size_t i, int world_size) { return int(i % size_t(world_size)); }
+
+// Collective. Vector i is owned by rank vector_owner(i, size); afterwards every rank holds the owner's value
 // bitwise (one all_reduce of a flat buffer to which non-owners contribute zeros).
 void share_owned_vectors(Communicator& comm, std::vector<at::Tensor>& vectors);
 

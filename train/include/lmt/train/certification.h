@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/arg.h>
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
 #include <lmt/lipschitz/certify.h>
@@ -14,12 +15,12 @@
 namespace lmt::train {
 
 struct CertifyOptions {
-  std::vector<double> eps{0.1, 0.3, 1.0, 1.58};
+  TORCH_ARG(std::vector<double>, eps) = {0.1, 0.3, 1.0, 1.58};
   // "global": margin / (sqrt2 L); "pairwise": min_i margin_i / (L_h |w_t - w_i|) (needs a linear
   // head); "best": the larger of the two per point (both are sound, so is their max).
-  std::string head = "best";
+  TORCH_ARG(std::string, head) = "best";
   // Named in the one-line error when the sound bound cannot be computed (the model file).
-  std::string model_source = "model";
+  TORCH_ARG(std::string, model_source) = "model";
 };
 
 struct CertifyResult {

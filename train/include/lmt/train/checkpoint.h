@@ -1,8 +1,9 @@
 // lmt::train: checkpoints that resume a run bit-for-bit and survive crashes (one directory per
-// step, written under a temporary name, fsync'ed, renamed when whole), and the stop request.
+// step, written under a temporary name, fsync'ed, renamed when whole; run_directory.h says where).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,10 +17,6 @@ class Optimizer;
 }
 
 namespace lmt::train {
-
-// Exit code of `lmt train` when it stopped early on request (SIGUSR1/SIGTERM or
-// --stop-after-steps) after writing a checkpoint: "not finished, requeue me with --resume auto".
-constexpr int kExitCheckpointedStop = 3;
 
 // Where training stands: everything the loop needs besides model and optimizer to continue.
 struct TrainingPosition {
@@ -51,10 +48,6 @@ struct CheckpointState {
 // A fresh run identity (random, 16 hex digits).
 std::string new_run_id();
 
-// RUN_DIR/checkpoints and RUN_DIR/checkpoints/step-000123.
-std::string checkpoints_root(const std::string& run_dir);
-std::string checkpoint_path(const std::string& run_dir, int64_t step);
-
 // Writes the checkpoint of step state.position.global_step (model.pt, optimizer.pt, state.pt,
 // config.ini, then MANIFEST with every file's size and FNV-1a-64 checksum), each serialized in
 // memory and written with io's checked writes into a temporary directory, fsyncs it, renames it
@@ -62,11 +55,12 @@ std::string checkpoint_path(const std::string& run_dir, int64_t step);
 // removed and TrainError names the checkpoint and the cause; older checkpoints stay. Then keeps
 // the `keep_last` most recently written checkpoints of this run (state.run_id; the new one always
 // among them; 0: keep all), never another run's, and removes stale temporary directories. Call on
-// one rank only. Returns the directory.
-// Test hook: LMT_TEST_CHECKPOINT_PAUSE_MS=N sleeps N ms after each file (crash-window tests).
+// one rank only. Returns the directory. `after_file`, when set, is called with each file's
+// name once it is durable (Trainer::on_checkpoint_file; the crash-window tests pause there).
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
-                             int64_t keep_last);
+                             int64_t keep_last,
+                             const std::function<void(const std::string&)>& after_file = {});
 
 // Throws TrainError naming the file when the checkpoint is incomplete (no MANIFEST), a file is
 // missing, truncated (size differs) or corrupted (checksum differs).
@@ -85,35 +79,5 @@ void load_checkpoint_model(const std::string& dir, models::Model& model);
 void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& optimizer);
 // The model alone (for export and evaluation).
 models::LoadedModel read_checkpoint_model(const std::string& dir);
-
-// The first option of `current` that differs from `saved` in a way that changes the run,
-// formatted "--lr: checkpoint has 0.001, this run has 0.01"; empty when compatible. Both are
-// "key = value" lines. Operational options (out, data, threads, log-every, loader-threads,
-// bucket-cap-mb, overlap, collective-timeout, checkpoint-every, keep-last, resume, overwrite,
-// stop-after-steps, stop-check-every, log-layer-bounds) may differ.
-std::string incompatible_option(const std::string& saved, const std::string& current);
-// The run-defining TrainOptions as such lines, for library users without a CLI config
-// (TrainOptions::resolved_config, when set, is used instead: it also covers newer flags).
-std::string describe_options(const TrainOptions& options);
-
-// The first file that shows RUN_DIR holds a started or finished run (RUN_DIR/model.pt,
-// RUN_DIR/metrics.jsonl or a checkpoint directory), empty when there is none: a new run there is
-// refused unless it resumes or overwrites.
-std::string existing_run_file(const std::string& run_dir);
-// Removes what a previous run left in RUN_DIR (model.pt, metrics.jsonl, config.ini, the
-// checkpoints): --overwrite, once the new run has been validated. Throws TrainError.
-void remove_previous_run(const std::string& run_dir);
-
-// Resume continues RUN_DIR/metrics.jsonl: drops the lines written after the checkpoint of `step`
-// by the interrupted run (a "step" beyond it, or the epoch line of that very step, since an epoch
-// ends after its last step's checkpoint) and keeps the rest; atomic rewrite. No-op when the file
-// does not exist.
-void trim_metrics_after(const std::string& path, int64_t step);
-
-// Stop requests. install_stop_signal_handlers() makes SIGUSR1 and SIGTERM set a flag
-// (async-signal-safe); the training loop polls it at step boundaries.
-void install_stop_signal_handlers();
-bool stop_signal_received();
-void request_stop();  // as if a signal arrived (tests, embedding programs)
 
 }  // namespace lmt::train

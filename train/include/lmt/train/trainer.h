@@ -1,10 +1,15 @@
 // lmt::train: the training loop. One Trainer runs on every rank: it shards the data, keeps the
 // ranks' models identical (broadcast at start, averaged gradients, synchronized power-iteration
 // vectors), evaluates, writes RUN_DIR/metrics.jsonl and RUN_DIR/model.pt on rank 0.
+//
+//   Trainer trainer(options, comm);
+//   trainer.on_step([](const StepResult& r) { ... });   // progress, test hooks
+//   TrainSummary summary = trainer.run();                 // or: begin(); while (step()) ...
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <lmt/dist/communicator.h>
@@ -13,13 +18,29 @@
 
 namespace lmt::train {
 
-// What the loop reports after every optimizer step (the CLI draws progress from it).
-struct StepEvent {
-  int64_t epoch = 0, epochs = 0;
-  int64_t step_in_epoch = 0, steps_per_epoch = 0;
-  int64_t global_step = 0, total_steps = 0;
-  double loss = 0, lr = 0, images_per_s = 0, elapsed_s = 0;
-  double bound = -1;  // the training bound when the objective uses one, else -1
+// One optimizer step, as step() reports it (and the on_step listeners see it).
+struct StepResult {
+  int64_t epoch = 0, epochs = 0;                   // the epoch (0-based) and how many there are
+  int64_t step_in_epoch = 0, steps_per_epoch = 0;  // steps of this epoch done, including this one
+  int64_t global_step = 0, total_steps = 0;        // optimizer steps done, including this one
+  int64_t images = 0;                              // images in this step over all ranks
+  double loss = 0;                                 // this rank's batch loss
+  double lr = 0;
+  std::optional<double> bound;  // the training bound L of the step, when the objective uses one
+  double last_bound = -1;       // the latest training bound of the run (-1: none yet)
+  double images_per_s = 0;      // this epoch so far, all ranks
+  double elapsed_s = 0;         // since run()/begin() in this process
+};
+
+// The end of an epoch: the metrics line's content.
+struct EpochResult {
+  int64_t epoch = 0, global_step = 0;
+  double loss = 0, train_accuracy = 0, test_accuracy = 0, test_loss = 0;
+  double images_per_s = 0, wall_s = 0, lr = 0, bound = -1;
+  // The LMT loss pushed the model to a constant classifier (train accuracy near chance after
+  // 200 steps): c is too large for the network's bound. The CLI turns this into a warning with
+  // its flags; a library user reads it here.
+  bool collapsed = false;
 };
 
 struct TrainSummary {
@@ -34,20 +55,41 @@ struct TrainSummary {
 
 class Trainer {
  public:
-  // `comm` may be a world of one. Throws TrainError on bad options (naming the flag).
+  // `comm` may be a world of one. Throws TrainError on bad options (check_options, naming the
+  // option) or data that does not fit.
   Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm);
   ~Trainer();
 
-  // Called on every rank after each step; the CLI prints only on rank 0.
-  void on_step(std::function<void(const StepEvent&)> callback);
-  // Human-readable messages from the loop (start-up facts, epoch summaries); rank 0 only.
-  void on_message(std::function<void(const std::string&)> callback);
+  // Listeners, called in the order added. on_step: after every step on every rank (a listener
+  // may throw to end the run; the CLI draws progress on rank 0). on_epoch: after each epoch's
+  // evaluation, every rank. on_message: start-up facts and epoch summaries, rank 0 only.
+  // on_finish: every rank, after the final model is saved (the model and the last bound).
+  // on_checkpoint_file: rank 0, after each file of a checkpoint is durable.
+  void on_step(std::function<void(const StepResult&)> listener);
+  void on_epoch(std::function<void(const EpochResult&)> listener);
+  void on_message(std::function<void(const std::string&)> listener);
+  void on_finish(std::function<void(models::Model&, double last_bound)> listener);
+  void on_checkpoint_file(std::function<void(const std::string& file)> listener);
 
   models::Model& model();
-  // Collective. Resumes from options.resume first (see checkpoint.h); writes a checkpoint every
-  // checkpoint_every steps; on a stop request (signal agreed by all ranks, or stop_after_steps)
-  // writes one and returns with summary.stopped set, without the final evaluation.
+  const TrainOptions& options() const;
+
+  // Collective. The whole run: begin(), then step() until the last step, an evaluation and a
+  // metrics line at the end of each epoch, a checkpoint every checkpoint_every steps, and on a
+  // stop request (a signal agreed by all ranks, or stop_after_steps) a checkpoint and a return
+  // with summary.stopped set, without the final evaluation. Then the model file.
   TrainSummary run();
+
+  // The pieces of run(), for a loop of one's own. begin(): resume from options.resume (see
+  // checkpoint.h), write config.ini, open metrics.jsonl (collective, once). step(): one
+  // optimizer step on the next batch -- power iteration, objective, backward, gradient sync,
+  // optimizer, record -- or nullopt when the epoch has no batch left or the run is done
+  // (collective). end_epoch(): evaluation and the epoch's metrics line, then the next epoch
+  // (collective). done(): every step of every epoch taken and evaluated.
+  void begin();
+  std::optional<StepResult> step();
+  EpochResult end_epoch();
+  bool done() const;
 
  private:
   struct State;

@@ -1,0 +1,63 @@
+// TrainOptions' schema, built from LMT_TRAIN_OPTIONS, and the rules between options.
+#include <lmt/train/options.h>
+
+namespace lmt::train {
+
+const options::Schema<TrainOptions>& train_option_schema() {
+  static const options::Schema<TrainOptions> schema = [] {
+    using options::Spec;
+    using options::kInf;
+    options::Schema<TrainOptions> s;
+#define LMT_TRAIN_OPTION_ENTRY(type, member, value, spec) \
+  s.add<type>(                                            \
+      spec, [](auto& o) -> auto& { return o.member(); });
+    LMT_TRAIN_OPTIONS(LMT_TRAIN_OPTION_ENTRY)
+#undef LMT_TRAIN_OPTION_ENTRY
+    return s;
+  }();
+  return schema;
+}
+
+bool uses_augmentation(const TrainOptions& o) {
+  return o.mixup_alpha() > 0 || o.cutmix_alpha() > 0 || o.randaugment_ops() > 0 ||
+         o.random_erasing() > 0;
+}
+
+bool uses_hypersphere_head(const TrainOptions& o) {
+  auto head = o.model_options().find("head");
+  return head != o.model_options().end() && head->second == "he";
+}
+
+void check_options(const TrainOptions& o, int world_size) {
+  try {
+    train_option_schema().validate(o);
+  } catch (const options::OptionError& e) {
+    throw TrainError(e.what());
+  }
+  if (o.overwrite() && !o.resume().empty())
+    throw TrainError("options '--resume' and '--overwrite' exclude each other");
+  if (world_size > 0 && o.batch_size() % world_size != 0)
+    throw TrainError("option '--batch-size' (" + std::to_string(o.batch_size()) +
+                     ") must be divisible by the number of ranks (" + std::to_string(world_size) +
+                     ")");
+  const bool he = uses_hypersphere_head(o), augment = uses_augmentation(o);
+  if (o.loss() == Loss::kLmt && (he || augment))
+    throw TrainError(std::string("--loss lmt: ") +
+                     (he ? "the HE head (head=he) has no Lipschitz bound"
+                         : "--mixup/--cutmix/--randaugment/--random-erasing are implemented for "
+                           "--loss ce, pgd-at and trades only"));
+  if ((o.loss() == Loss::kPgdAt || o.loss() == Loss::kTrades) && !(o.adv_eps() > 0))
+    throw TrainError(std::string("--eps: --loss ") + options::to_string(o.loss()) +
+                     " needs eps > 0");
+}
+
+std::string run_config(const TrainOptions& options) {
+  return train_option_schema().to_config(options,
+                                         "lmt train: the resolved configuration of this run");
+}
+
+std::string first_run_difference(const std::string& saved_config, const TrainOptions& options) {
+  return train_option_schema().first_difference(saved_config, options);
+}
+
+}  // namespace lmt::train

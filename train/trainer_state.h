@@ -1,0 +1,80 @@
+// Trainer's state, shared by trainer.cpp (the loop) and trainer_state.cpp (resume, checkpoints,
+// stop agreement, power-iteration sync): a private header of the train room.
+#pragma once
+
+#include <torch/optim/optimizer.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <lmt/data/loader.h>
+#include <lmt/dist/grad_sync.h>
+#include <lmt/io/json_lines.h>
+#include <lmt/train/checkpoint.h>
+#include <lmt/train/objective.h>
+#include <lmt/train/trainer.h>
+
+namespace lmt::train {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct Trainer::State {
+  TrainOptions options;
+  std::shared_ptr<dist::Communicator> comm;
+  std::unique_ptr<data::Loader> train_loader, test_loader;
+  std::shared_ptr<models::Model> model;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<dist::GradSync> grad_sync;
+  std::unique_ptr<Objective> objective;
+  io::MetricsWriter metrics;
+  std::vector<std::function<void(const StepResult&)>> step_listeners;
+  std::vector<std::function<void(const EpochResult&)>> epoch_listeners;
+  std::vector<std::function<void(const std::string&)>> message_listeners;
+  std::vector<std::function<void(models::Model&, double)>> finish_listeners;
+  std::vector<std::function<void(const std::string&)>> checkpoint_file_listeners;
+
+  int64_t steps_per_epoch = 0, total_steps = 0;
+  // Where the run begins: step 0, or a checkpoint's position and this rank's epoch accumulators.
+  TrainingPosition start;
+  std::vector<double> start_sums{0, 0, 0};
+  std::string run_id;  // this run's identity (checkpoint.h): new at step 0, kept by a resume
+  bool began = false;
+  Clock::time_point run_start;
+
+  // Where the run is.
+  int64_t global_step = 0, epoch = 0;
+  double last_bound = -1;
+  // The epoch in progress (open between its first step() and end_epoch()).
+  bool epoch_open = false;
+  int64_t first_step = 0, step_in_epoch = 0, images_in_epoch = 0;
+  double loss_sum = 0, correct = 0, seen = 0;  // this rank's accumulators of the epoch
+  Clock::time_point epoch_start;
+
+  bool is_root() const { return comm->rank() == 0; }
+  void message(const std::string& text) const {
+    if (is_root())
+      for (const auto& m : message_listeners) m(text);
+  }
+  // A resumed epoch may have all its steps done and still owe its evaluation and metrics line.
+  bool owes_epoch_end(int64_t e) const { return e == start.epoch && start.step_in_epoch > 0; }
+  bool done() const {
+    return !epoch_open &&
+           !(epoch < options.epochs() && (global_step < total_steps || owes_epoch_end(epoch)));
+  }
+  double wall_s() const { return start.wall_s + seconds_since(run_start); }
+  void open_epoch();
+  void advance_power_iteration();
+  void restore();
+  std::string checkpoint();
+  bool stop_agreed();
+  void save_final_model(TrainSummary& summary);
+};
+
+}  // namespace lmt::train
