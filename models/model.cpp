@@ -4,6 +4,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <lmt/options/schema.h>
+
 #include "builtin_models.h"
 
 namespace lmt::models {
@@ -32,30 +34,30 @@ std::mutex registry_mutex;
 
 }  // namespace
 
-int64_t ModelConfig::option_int(const std::string& key, int64_t fallback) const {
-  read_options->insert(key);
-  auto it = options.find(key);
-  if (it == options.end()) return fallback;
+// A model option read with the option schema's codecs (lmt/options/schema.h: the same integer,
+// number and list syntax as every flag), or `fallback` when it is not given.
+namespace {
+template <class V>
+V option_value(const ModelConfig& config, const std::string& key, V fallback,
+               const char* expected) {
+  config.read_options->insert(key);
+  auto it = config.options.find(key);
+  if (it == config.options.end()) return fallback;
   try {
-    size_t used = 0;
-    int64_t value = std::stoll(it->second, &used);
-    if (used == it->second.size()) return value;
-  } catch (const std::exception&) {
+    return options::Codec<V>::parse(options::Spec(key, ""), {it->second});
+  } catch (const options::OptionError&) {
+    throw ModelError("model option '" + key + "': expected " + expected + ", got '" + it->second +
+                     "'");
   }
-  throw ModelError("model option '" + key + "': expected an integer, got '" + it->second + "'");
+}
+}  // namespace
+
+int64_t ModelConfig::option_int(const std::string& key, int64_t fallback) const {
+  return option_value<int64_t>(*this, key, fallback, "an integer");
 }
 
 double ModelConfig::option_double(const std::string& key, double fallback) const {
-  read_options->insert(key);
-  auto it = options.find(key);
-  if (it == options.end()) return fallback;
-  try {
-    size_t used = 0;
-    double value = std::stod(it->second, &used);
-    if (used == it->second.size()) return value;
-  } catch (const std::exception&) {
-  }
-  throw ModelError("model option '" + key + "': expected a number, got '" + it->second + "'");
+  return option_value<double>(*this, key, fallback, "a number");
 }
 
 std::string ModelConfig::option_string(const std::string& key, const std::string& fallback) const {
@@ -66,21 +68,8 @@ std::string ModelConfig::option_string(const std::string& key, const std::string
 
 std::vector<int64_t> ModelConfig::option_ints(const std::string& key,
                                               std::vector<int64_t> fallback) const {
-  read_options->insert(key);
-  auto it = options.find(key);
-  if (it == options.end()) return fallback;
-  std::vector<int64_t> values;
-  for (const auto& part : split(it->second, ',')) {
-    try {
-      size_t used = 0;
-      values.push_back(std::stoll(part, &used));
-      if (used != part.size()) throw std::invalid_argument(part);
-    } catch (const std::exception&) {
-      throw ModelError("model option '" + key + "': expected comma-separated integers, got '" +
-                       it->second + "'");
-    }
-  }
-  return values;
+  return option_value<std::vector<int64_t>>(*this, key, std::move(fallback),
+                                            "comma-separated integers");
 }
 
 std::string ModelConfig::serialize() const {
