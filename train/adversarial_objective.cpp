@@ -12,8 +12,12 @@
 namespace lmt::train {
 namespace {
 
-at::Tensor ce_per_point(const at::Tensor& logits, const at::Tensor& labels) {
-  return -logits.log_softmax(1).gather(1, labels.unsqueeze(1)).squeeze(1);
+// Cross-entropy per point; with label smoothing e the target is (1-e) one-hot + e uniform, as
+// torch.nn.functional.cross_entropy(label_smoothing=e) defines it.
+at::Tensor ce_per_point(const at::Tensor& logits, const at::Tensor& labels, double smoothing = 0) {
+  at::Tensor log_p = logits.log_softmax(1);
+  at::Tensor nll = -log_p.gather(1, labels.unsqueeze(1)).squeeze(1);
+  return smoothing > 0 ? (1 - smoothing) * nll - smoothing * log_p.mean(1) : nll;
 }
 
 // KL(p || q) per point from logits, p = softmax(clean) (a constant when detached by the caller).
@@ -36,9 +40,10 @@ class RobustObjective : public Objective {
     // The label term: lambda-weighted CE on the (HE-margin) training logits.
     auto label_loss = [&](const at::Tensor& logits, bool with_margin) {
       auto term = [&](const at::Tensor& y) {
-        at::Tensor z = with_margin && he ? hypersphere_margin_logits(logits, y, s, o_.he_margin())
-                                         : logits;
-        return ce_per_point(z, y);
+        at::Tensor z =
+            with_margin && he ? hypersphere_margin_logits(logits, y, s, o_.he_margin()) : logits;
+        // Smoothed in the training term only; the attack ascends the plain cross-entropy.
+        return ce_per_point(z, y, with_margin ? o_.label_smoothing() : 0.0);
       };
       at::Tensor l = term(mb.labels_a);
       if (mb.lambda < 1.0) l = mb.lambda * l + (1.0 - mb.lambda) * term(mb.labels_b);
@@ -71,8 +76,8 @@ class RobustObjective : public Objective {
         }
         at::Tensor start = mb.images + 0.001 * at::randn(mb.images.sizes(), gen_, images.options());
         x_adv = attack::pgd_maximize(
-            [&](const at::Tensor& v) { return kl_per_point(p_clean, model.forward(v)); },
-            mb.images, start, norm_, eps, int(o_.attack_steps()), step);
+            [&](const at::Tensor& v) { return kl_per_point(p_clean, model.forward(v)); }, mb.images,
+            start, norm_, eps, int(o_.attack_steps()), step);
       }
       out.logits = model.forward(mb.images);
       at::Tensor robust = kl_per_point(out.logits, model.forward(x_adv));

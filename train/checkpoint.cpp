@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/optim/optimizer.h>
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
@@ -56,7 +57,6 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
   io::verify_zip_archive(bytes.data(), bytes.size(), path);
   archive.load_from(bytes.data(), bytes.size());
 }
-
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -335,6 +335,10 @@ static void check_optimizer_state_shapes(const std::string& path,
           moments = {{"exp_avg", adam->exp_avg()},
                      {"exp_avg_sq", adam->exp_avg_sq()},
                      {"max_exp_avg_sq", adam->max_exp_avg_sq()}};
+        else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get()))
+          moments = {{"exp_avg", adamw->exp_avg()},
+                     {"exp_avg_sq", adamw->exp_avg_sq()},
+                     {"max_exp_avg_sq", adamw->max_exp_avg_sq()}};
         else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get()))
           moments = {{"momentum_buffer", sgd->momentum_buffer()}};
         for (const auto& [name, t] : moments)

@@ -11,13 +11,19 @@ namespace {
 
 class CrossEntropy : public Objective {
  public:
+  explicit CrossEntropy(double label_smoothing) : label_smoothing_(label_smoothing) {}
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double) override {
     ObjectiveOutput out;
     out.logits = model.forward(images);
-    out.loss = torch::nn::functional::cross_entropy(out.logits, labels);
+    out.loss = torch::nn::functional::cross_entropy(
+        out.logits, labels,
+        torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
     return out;
   }
+
+ private:
+  double label_smoothing_;
 };
 
 class LipschitzMargin : public Objective {
@@ -54,7 +60,7 @@ class LipschitzMargin : public Objective {
 std::unique_ptr<Objective> make_objective(const TrainOptions& options) {
   if (auto robust = make_robust_objective(options)) return robust;  // pgd-at, trades, HE, augment
   if (options.loss() == Loss::kLmt) return std::make_unique<LipschitzMargin>(options);
-  return std::make_unique<CrossEntropy>();
+  return std::make_unique<CrossEntropy>(options.label_smoothing());
 }
 
 }  // namespace lmt::train

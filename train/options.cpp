@@ -46,6 +46,8 @@ void check_options(const TrainOptions& o, int world_size) {
                      (he ? "the HE head (head=he) has no Lipschitz bound"
                          : "--mixup/--cutmix/--randaugment/--random-erasing are implemented for "
                            "--loss ce, pgd-at and trades only"));
+  if (o.label_smoothing() > 0 && o.loss() == Loss::kLmt)
+    throw TrainError("--label-smoothing: implemented for --loss ce, pgd-at and trades");
   if ((o.loss() == Loss::kPgdAt || o.loss() == Loss::kTrades) && !(o.adv_eps() > 0))
     throw TrainError(std::string("--eps: --loss ") + options::to_string(o.loss()) +
                      " needs eps > 0");

@@ -3,8 +3,7 @@
 #include <lmt/train/trainer.h>
 
 #include <ATen/Parallel.h>
-#include <torch/optim/adam.h>
-#include <torch/optim/sgd.h>
+#include <torch/nn/utils/clip_grad.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -22,6 +21,7 @@
 #include <lmt/train/checkpoint.h>
 #include <lmt/train/evaluate.h>
 #include <lmt/train/objective.h>
+#include <lmt/train/optimizer.h>
 #include <lmt/train/run_directory.h>
 #include <lmt/train/schedule.h>
 #include <lmt/train/stop.h>
@@ -29,20 +29,6 @@
 #include "trainer_state.h"
 
 namespace lmt::train {
-
-static std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
-                                                               std::vector<at::Tensor> params) {
-  if (o.optimizer() == Optimizer::kAdam)
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()));
-  return std::make_unique<torch::optim::SGD>(
-      params,
-      torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
-}
-
-static void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
 
 static std::unique_ptr<data::Loader> make_loader(const TrainOptions& o, const dist::Communicator& c,
                                                  const std::string& file, bool training) {
@@ -109,7 +95,9 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   s.model = models::make_model(config);
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);
-  s.optimizer = make_optimizer(o, s.model->parameters());
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& item : s.model->named_parameters()) named.emplace_back(item.key(), item.value());
+  s.optimizer = make_optimizer(o, named);
   s.grad_sync = std::make_unique<dist::GradSync>(
       s.comm, s.model->parameters(),
       dist::GradSyncOptions()
@@ -246,9 +234,12 @@ std::optional<StepResult> Trainer::step() {
   s.optimizer->zero_grad();
   out.loss.backward();
   s.grad_sync->finish();
+  StepResult r;
+  // The averaged gradients are bitwise identical on every rank, so is their norm and the clip.
+  if (o.grad_clip_norm() > 0)
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.grad_clip_norm());
   s.optimizer->step();
 
-  StepResult r;
   r.loss = out.loss.item<double>();
   if (out.bound.defined()) r.bound = out.bound.item<double>();  // read once, used twice below
   check_not_diverged(r.loss, out.logits, r.bound, s.global_step + 1, lr);

@@ -1,4 +1,4 @@
-# Ranks agree on the Lipschitz bound: with --loss lmt, after 50 steps on 2 and 3 ranks, every
+# Ranks agree on the Lipschitz bound (and on clipped gradients, at the end): with --loss lmt, after 50 steps on 2 and 3 ranks, every
 # rank's final model (power-iteration vectors included) and the bound L it trained with are
 # bitwise identical to rank 0's, for both --pi-sync average and --pi-sync split (the same
 # all-reduce result on every rank: that is the exactness this test is for); and the weights and
@@ -34,4 +34,22 @@ for sync in average split; do
       --rtol 1e-4 --bound-rtol 1e-4
   done
 done
+# --grad-clip-norm clips the averaged gradients after the all-reduce: every rank clips the same
+# bits (ranks bitwise identical), and 2 ranks equal 1 rank within the tolerance above (the clip's
+# scale max/||g|| moves by the rounding of ||g||, ~1e-7 relative, which it does not amplify). The
+# clip must act: 0.05 is below these steps' gradient norms, so the clipped 1-rank run differs from
+# the unclipped one by more than 1e-2.
+CLIP=(--grad-clip-norm 0.05)
+LMT_TEST_RANK_DIR="$TMP/clip1" && mkdir -p "$LMT_TEST_RANK_DIR"
+"$LMT_BIN" "${ARGS[@]}" "${CLIP[@]}" --out "$TMP/clip-run1" >"$TMP/clip-run1.log" 2>&1
+expect_code 0 $? "1 rank with ${CLIP[*]} (see $TMP/clip-run1.log)"
+LMT_TEST_RANK_DIR="$TMP/clip2" && mkdir -p "$LMT_TEST_RANK_DIR"
+mpi 2 -x LMT_TEST_RANK_DIR -- "${ARGS[@]}" "${CLIP[@]}" --out "$TMP/clip-run2" \
+  >"$TMP/clip-run2.log" 2>&1
+expect_code 0 $? "2 ranks with ${CLIP[*]} (see $TMP/clip-run2.log)"
+compare "clip rank 1 vs rank 0" "$TMP/clip2/rank-1.pt" "$TMP/clip2/rank-0.pt" --bitwise
+compare "clip 2 ranks vs 1 rank" "$TMP/clip2/rank-0.pt" "$TMP/clip1/rank-0.pt" \
+  --rtol 1e-4 --bound-rtol 1e-4
+"$COMPARE" "$TMP/clip1/rank-0.pt" "$TMP/ranks1/rank-0.pt" --rtol 1e-2 >"$TMP/clip-effect.txt"
+[ $? -eq 1 ] || fail "--grad-clip-norm 0.05 left the run within 1e-2 of the unclipped one: $(tail -1 "$TMP/clip-effect.txt")"
 echo "PASS"

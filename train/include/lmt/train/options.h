@@ -25,7 +25,7 @@ class TrainError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Optimizer { kSgd, kAdam };
+enum class Optimizer { kSgd, kAdam, kAdamw };  // adam: L2 in the gradient; adamw: decoupled
 enum class Schedule { kConstant, kCosine, kStep };
 enum class Loss { kCe, kLmt, kPgdAt, kTrades };
 enum class LmtHead { kGlobal, kPairwise };  // sqrt2 c L, or c L_h |w_t - w_i|
@@ -61,10 +61,17 @@ using EpochList = std::vector<int64_t>;
       .in(1, 1e9))                                                                                 \
   X(int64_t, max_steps, -1, Spec("max-steps", "stop after N optimizer steps (-1: all epochs)")    \
       .off_or_at_least(-1, 1))                                                                     \
-  X(Optimizer, optimizer, Optimizer::kAdam, Spec("optimizer", "optimizer"))                        \
+  X(Optimizer, optimizer, Optimizer::kAdam, Spec("optimizer",                                     \
+      "adam (weight decay as L2 in the gradient), adamw (decoupled), sgd"))                        \
   X(double, lr, 1e-3, Spec("lr", "learning rate").positive().below(kInf))                          \
   X(double, momentum, 0.9, Spec("momentum", "SGD momentum").in(0, 1).below(1))                     \
   X(double, weight_decay, 0.0, Spec("weight-decay", "weight decay").at_least(0).below(kInf))      \
+  X(bool, no_decay_bias_norm, false, Spec("no-decay-bias-norm",                                    \
+      "no weight decay for biases and 1-d (norm) parameters, as timm").as_switch())                \
+  X(double, grad_clip_norm, 0.0, Spec("grad-clip-norm",                                            \
+      "clip the global l2 norm of the averaged gradients to X (0: off)").at_least(0).below(kInf)) \
+  X(double, label_smoothing, 0.0, Spec("label-smoothing",                                          \
+      "label smoothing of the cross-entropy (ce, pgd-at, trades)").in(0, 1).below(1))             \
   X(Schedule, schedule, Schedule::kConstant, Spec("schedule", "learning-rate schedule"))           \
   X(double, warmup_epochs, 0.0, Spec("warmup-epochs", "linear learning-rate warm-up (epochs)")    \
       .at_least(0).below(kInf))                                                                    \
@@ -173,7 +180,9 @@ namespace lmt::options {
 template <>
 struct EnumNames<train::Optimizer> {
   static constexpr std::pair<train::Optimizer, const char*> table[] = {
-      {train::Optimizer::kSgd, "sgd"}, {train::Optimizer::kAdam, "adam"}};
+      {train::Optimizer::kSgd, "sgd"},
+      {train::Optimizer::kAdam, "adam"},
+      {train::Optimizer::kAdamw, "adamw"}};
 };
 template <>
 struct EnumNames<train::Schedule> {

@@ -28,8 +28,10 @@ struct StepResult {
   double lr = 0;
   std::optional<double> bound;  // the training bound L of the step, when the objective uses one
   double last_bound = -1;       // the latest training bound of the run (-1: none yet)
-  double images_per_s = 0;      // this epoch so far, all ranks
-  double elapsed_s = 0;         // since run()/begin() in this process
+  // The global l2 norm of the averaged gradients before clipping (with grad_clip_norm > 0).
+  std::optional<double> grad_norm;
+  double images_per_s = 0;  // this epoch so far, all ranks
+  double elapsed_s = 0;     // since run()/begin() in this process
 };
 
 // The end of an epoch: the metrics line's content.
