@@ -62,6 +62,7 @@ struct GradSync::State {
   std::vector<char> ready;      // per param
   size_t next_launch = 0;
   bool arrived_twice = false;
+  bool accumulating = false;  // accumulate_only(true): backward only adds into grad()
   std::mutex mu;
   std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
   std::vector<uintptr_t> hook_keys;
@@ -101,6 +102,7 @@ struct GradSync::State {
 
   void on_grad_ready(size_t i) {
     std::lock_guard<std::mutex> lock(mu);
+    if (accumulating) return;  // a micro-batch before the last: nothing is launched
     if (ready[i]) {
       arrived_twice = true;
       return;
@@ -198,7 +200,7 @@ void GradSync::finish() {
     s.reset_step();
     throw DistError(
         "GradSync: a gradient arrived twice before finish(); call finish() after "
-        "every backward (gradient accumulation is not supported)");
+        "every backward, or accumulate with accumulate_only(true) before all but the last)");
   }
   while (s.next_launch < s.buckets.size()) s.launch(s.next_launch++);
   for (size_t b = 0; b < s.buckets.size(); ++b) {
@@ -220,6 +222,11 @@ void GradSync::finish() {
     }
   }
   s.reset_step();
+}
+
+void GradSync::accumulate_only(bool on) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->accumulating = on;
 }
 
 const std::vector<GradBucket>& GradSync::buckets() const { return state_->buckets; }

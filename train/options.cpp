@@ -40,6 +40,10 @@ void check_options(const TrainOptions& o, int world_size) {
     throw TrainError("option '--batch-size' (" + std::to_string(o.batch_size()) +
                      ") must be divisible by the number of ranks (" + std::to_string(world_size) +
                      ")");
+  if (world_size > 0 && o.batch_size() % (world_size * o.accum_steps()) != 0)
+    throw TrainError("option '--batch-size' (" + std::to_string(o.batch_size()) +
+                     ") must be divisible by the ranks times --accum-steps (" +
+                     std::to_string(world_size) + " x " + std::to_string(o.accum_steps()) + ")");
   const bool he = uses_hypersphere_head(o), augment = uses_augmentation(o);
   if (o.loss() == Loss::kLmt && (he || augment))
     throw TrainError(std::string("--loss lmt: ") +

@@ -229,10 +229,26 @@ std::optional<StepResult> Trainer::step() {
   set_learning_rate(*s.optimizer, lr);
   const double progress = double(s.epoch) + double(s.step_in_epoch) / double(s.steps_per_epoch);
 
-  if (s.objective->needs_bound()) s.advance_power_iteration();
-  ObjectiveOutput out = s.objective->compute(*s.model, batch->images, batch->labels, progress);
+  if (s.objective->needs_bound()) s.advance_power_iteration();  // once per optimizer step
+  // K micro-batches of this rank's batch: each backward of loss/K adds into the gradients, and
+  // only the last one's launches the all-reduce (GradSync::accumulate_only, DDP's no_sync).
+  const int64_t K = o.accum_steps(), micro = batch->labels.size(0) / K;
   s.optimizer->zero_grad();
-  out.loss.backward();
+  std::vector<at::Tensor> losses, logits;
+  ObjectiveOutput out;
+  for (int64_t k = 0; k < K; ++k) {
+    s.grad_sync->accumulate_only(k + 1 < K);
+    out = K == 1 ? s.objective->compute(*s.model, batch->images, batch->labels, progress)
+                 : s.objective->compute(*s.model, batch->images.narrow(0, k * micro, micro),
+                                        batch->labels.narrow(0, k * micro, micro), progress);
+    (K == 1 ? out.loss : out.loss / double(K)).backward();
+    losses.push_back(out.loss.detach());
+    logits.push_back(out.logits.detach());
+  }
+  if (K > 1) {
+    out.loss = at::stack(losses).mean();  // equal micro-batches: the batch's mean loss
+    out.logits = at::cat(logits);
+  }
   s.grad_sync->finish();
   StepResult r;
   // The averaged gradients are bitwise identical on every rank, so is their norm and the clip.

@@ -43,6 +43,11 @@ class GradSync {
   // Launches the buckets not yet started, waits for all, and writes the mean gradient into
   // every parameter's grad(). Throws DistError if a gradient arrived twice (two backwards).
   void finish();
+  // Gradient accumulation (DDP's no_sync): while on, a backward only adds into grad() (no bucket
+  // is launched); turn it off before the last micro-batch's backward, whose arrivals launch the
+  // buckets of the accumulated sums, then finish(). Communication: one all-reduce per bucket per
+  // optimizer step, whatever the number of micro-batches.
+  void accumulate_only(bool on);
   const std::vector<GradBucket>& buckets() const;
   const GradSyncOptions& options() const;
 

@@ -59,6 +59,8 @@ using EpochList = std::vector<int64_t>;
   X(int64_t, epochs, 1, Spec("epochs", "epochs").in(1, 1e9))                                       \
   X(int64_t, batch_size, 64, Spec("batch-size", "GLOBAL batch size (split evenly over the ranks)")\
       .in(1, 1e9))                                                                                 \
+  X(int64_t, accum_steps, 1, Spec("accum-steps",                                                  \
+      "micro-batches per optimizer step (gradients all-reduced after the last)").in(1, 1e6))       \
   X(int64_t, max_steps, -1, Spec("max-steps", "stop after N optimizer steps (-1: all epochs)")    \
       .off_or_at_least(-1, 1))                                                                     \
   X(Optimizer, optimizer, Optimizer::kAdam, Spec("optimizer",                                     \
