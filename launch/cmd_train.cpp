@@ -36,6 +36,12 @@ int run_train(int argc, char** argv, Session& session) {
           "lmt train --data DIR --out RUN_DIR [options]   (mpirun -np N lmt train ... for N ranks)",
           schema, argc, argv, options))
     return 0;
+  // The run's config.ini holds these paths: absolute, it replays from any directory.
+  namespace fs = std::filesystem;
+  if (!options.data_dir().empty()) options.data_dir(fs::absolute(options.data_dir()).string());
+  if (!options.out_dir().empty()) options.out_dir(fs::absolute(options.out_dir()).string());
+  if (!options.resume().empty() && options.resume() != "auto")
+    options.resume(fs::absolute(options.resume()).string());
 
   session.comm = dist::make_mpi_communicator(
       dist::CommOptions().timeout(std::chrono::seconds(options.collective_timeout_s())));
@@ -80,19 +86,24 @@ int run_train(int argc, char** argv, Session& session) {
             "and use --model-option norm=center for resnet/wrn");
     });
   }
+  // A run stopped before its first epoch's evaluation has measured no accuracy nor throughput.
+  bool evaluated = false;
+  trainer.on_epoch([&](const train::EpochResult&) { evaluated = true; });
   if (trainer_setup()) trainer_setup()(trainer, session.rank());
   auto summary = trainer.run();
   progress.finish();
   if (root) {
+    // A stopped run's line has only what was measured: no accuracies or throughput before an
+    // epoch's end, no model file (the final model is not saved).
     io::JsonLine line;
-    line.add("command", "train")
-        .add("steps", summary.steps)
-        .add("train_accuracy", summary.train_accuracy)
-        .add("test_accuracy", summary.test_accuracy)
-        .add("wall_s", summary.wall_s)
-        .add("images_per_s", summary.images_per_s)
-        .add("world_size", session.comm->size())
-        .add("model_file", summary.model_file);
+    line.add("command", "train").add("steps", summary.steps);
+    if (evaluated)
+      line.add("train_accuracy", summary.train_accuracy)
+          .add("test_accuracy", summary.test_accuracy);
+    line.add("wall_s", summary.wall_s);
+    if (evaluated) line.add("images_per_s", summary.images_per_s);
+    line.add("world_size", session.comm->size());
+    if (!summary.model_file.empty()) line.add("model_file", summary.model_file);
     if (summary.bound >= 0) line.add("lipschitz_bound", summary.bound);
     if (!summary.checkpoint.empty()) line.add("checkpoint", summary.checkpoint);
     if (summary.stopped) line.add("stopped", true);

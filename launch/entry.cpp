@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <mpi.h>
+#include <torch/version.h>
+
 #include <lmt/dist/runtime.h>
 #include <lmt/train/options.h>
 #include <lmt/train/stop.h>
@@ -29,7 +32,7 @@ struct CommandEntry {
 
 const std::vector<CommandEntry>& command_table() {
   static const std::vector<CommandEntry> table = {
-      {"convert", "convert a dataset (fashion-mnist, cifar10, cifar100) to HDF5", false,
+      {"convert", "to HDF5: fashion-mnist, cifar10, cifar100, tiny-imagenet, imagenet", false,
        lmt::launch::run_convert},
       {"train", "train a model (data-parallel under mpirun/srun)", true, lmt::launch::run_train},
       {"eval", "accuracy of a model file on a dataset file", true, lmt::launch::run_eval},
@@ -44,9 +47,43 @@ const std::vector<CommandEntry>& command_table() {
 }
 
 void print_usage() {
-  std::cout << "usage: lmt <command> [options]   (lmt <command> --help for its options)\n\n"
+  std::cout << "usage: lmt <command> [options]   (lmt <command> --help for its options)\n"
+               "       lmt --version\n\n"
                "commands:\n";
   for (const auto& c : command_table()) std::printf("  %-10s %s\n", c.name, c.summary);
+}
+
+// lmt --version: the CMake project version and what this binary can use. MPI_Get_library_version
+// may be called before MPI_Init (MPI 3.0), so this starts no MPI.
+void print_version() {
+  std::printf("lmt %s\n", LMT_VERSION);
+#ifdef LMT_TORCH_HAS_CUDA
+  const char* torch_cuda = "with CUDA";
+#else
+  const char* torch_cuda = "without CUDA";
+#endif
+  std::printf("LibTorch %s (%s)\n", TORCH_VERSION, torch_cuda);
+#ifdef LMT_HAVE_NCCL
+  std::printf("NCCL communicator: built\n");
+#else
+  std::printf("NCCL communicator: not built\n");
+#endif
+  char mpi[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int length = 0;
+  MPI_Get_library_version(mpi, &length);
+  std::string first_line(mpi, static_cast<size_t>(length));
+  first_line = first_line.substr(0, first_line.find_first_of("\r\n,"));
+  std::printf("MPI: %s\n", first_line.c_str());
+}
+
+// `lmt COMMAND --help` (or -h before a bare `--`) only prints the command's usage: it runs
+// without MPI, which takes about a second to start.
+bool asks_for_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--")) return false;
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) return true;
+  }
+  return false;
 }
 
 // The start-up deadline is --collective-timeout (flag, else `collective-timeout = N` in the
@@ -88,6 +125,10 @@ int lmt::launch::run_main(int argc, char** argv) {
     print_usage();
     return argc < 2 ? 2 : 0;
   }
+  if (!std::strcmp(argv[1], "--version")) {
+    print_version();
+    return 0;
+  }
   const std::string name = argv[1];
   const CommandEntry* command = nullptr;
   for (const auto& c : command_table())
@@ -100,7 +141,8 @@ int lmt::launch::run_main(int argc, char** argv) {
   // train: SIGUSR1/SIGTERM only record a stop request from the very first instruction on, so a
   // signal during start-up is never a silent exit 143. Start-up polls it: every rank ends with
   // exit 3 and one line (nothing written); after start-up the trainer checkpoints and exits 3.
-  const bool stoppable = name == "train";
+  const bool help = asks_for_help(argc, argv);
+  const bool stoppable = name == "train" && !help;
   if (stoppable) lmt::train::install_stop_signal_handlers();
 
   // Declared before the session: the session's communicators (and their watchdog threads, which
@@ -108,7 +150,7 @@ int lmt::launch::run_main(int argc, char** argv) {
   std::unique_ptr<lmt::dist::Runtime> runtime;
   lmt::launch::Session session;
   try {
-    if (command->needs_mpi) {
+    if (command->needs_mpi && !help) {
       lmt::dist::RuntimeOptions options;
       options.startup_timeout(startup_timeout(argc, argv));
       if (stoppable) options.stop_requested([] { return lmt::train::stop_signal_received(); });

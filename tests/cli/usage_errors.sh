@@ -2,10 +2,39 @@
 # Every bad command line ends with exit code 2 and one line naming the option; --help works.
 source "$(dirname "$0")/lib.sh"
 
-for cmd in convert train eval certify; do
-  "$LMT_BIN" "$cmd" --help > help.txt || fail "lmt $cmd --help exited non-zero"
+# --help starts no MPI: where Open MPI cannot start (no such pml), a command that joins the ranks
+# fails in MPI_Init (not at its missing model file), and every --help still prints its usage.
+no_mpi=(env OMPI_MCA_pml=no-such-pml)
+"${no_mpi[@]}" "$LMT_BIN" eval --model-file none.pt --data none.h5 > mpi.txt 2>&1 || true
+if grep -q "none.pt" mpi.txt; then
+  echo "usage errors: this MPI ignores OMPI_MCA_pml; --help without MPI not checked"
+  no_mpi=()
+fi
+commands=(convert train eval attack export certify)
+"$LMT_BIN" --help > lmt-help.txt || fail "lmt --help exited non-zero"
+for cmd in "${commands[@]}"; do
+  grep -Eq "^  $cmd " lmt-help.txt || fail "lmt --help does not list $cmd"
+  "${no_mpi[@]}" "$LMT_BIN" "$cmd" --help > help.txt 2>&1 ||
+    fail "lmt $cmd --help exited non-zero (starts MPI?): $(tail -n 3 help.txt)"
   grep -q "usage: lmt $cmd" help.txt || fail "lmt $cmd --help prints no usage"
 done
+"${no_mpi[@]}" "$LMT_BIN" train -h > help.txt 2>&1 && grep -q "usage: lmt train" help.txt ||
+  fail "lmt train -h: $(tail -n 3 help.txt)"
+for dataset in fashion-mnist cifar10 cifar100 tiny-imagenet imagenet; do
+  grep -Eq "^  convert .*$dataset" lmt-help.txt || fail "lmt --help omits $dataset"
+done
+# --version: the number of CMake's project(), exit 0, and what the binary was built with.
+version=$(grep -Po 'project\(lmt VERSION \K[0-9.]+' "${LMT_SOURCE_DIR:?}/CMakeLists.txt")
+"$LMT_BIN" --version > version.txt || fail "lmt --version exited non-zero"
+[ "$(head -n 1 version.txt)" = "lmt $version" ] || fail "lmt --version: $(head -n 1 version.txt), expected lmt $version"
+for word in LibTorch NCCL MPI; do grep -q "^$word" version.txt || fail "lmt --version names no $word"; done
+# launch/lmt-mpirun --help: its usage on stdout, exit 0; no command is a usage error (exit 2).
+mpirun_script="${LMT_SOURCE_DIR:?}/launch/lmt-mpirun"
+"$mpirun_script" --help > help.txt || fail "lmt-mpirun --help exited non-zero"
+grep -q "^Usage: lmt-mpirun" help.txt || fail "lmt-mpirun --help prints no usage"
+! grep -q "set -euo" help.txt || fail "lmt-mpirun --help prints its code"
+rc=0; "$mpirun_script" >/dev/null 2>err.txt || rc=$?
+[ "$rc" -eq 2 ] && grep -q "^Usage: lmt-mpirun" err.txt || fail "lmt-mpirun without a command: exit $rc"
 expect_exit 2 "unknown command 'frobnicate'" -- "$LMT_BIN" frobnicate
 expect_exit 2 "unrecognised option '--bogus'" -- "$LMT_BIN" train --data d --out o --bogus 1
 expect_exit 2 "option '--data' is required" -- "$LMT_BIN" train --out o
