@@ -3,11 +3,12 @@
 # interleaved order (the machine may be shared): the real `lmt train` loop (its reported
 # images_per_s over STEPS steps) vs the Python PyTorch reference (bench/python/step_reference.py:
 # same LibTorch kernels, model, batch, Adam, cross-entropy, threads; loop_images_per_s over the
-# same number of steps), 1 vs 2 ranks, overlap on vs off, --pi-sync average vs split.
+# same number of steps), 1 vs 2 ranks, overlap on vs off, --pi-sync average vs split, and
+# gradient accumulation (--accum-steps 4 vs 1 at the same micro-batch, 2 ranks: per image).
 # Prints medians over repeats with the min..max spread, and ratios of the medians.
 # Usage: bench/bench_step.sh LMT_BIN FASHION_MNIST_DIR (from lmt convert)
 #   env: REPEATS=3 STEPS=200 BATCH=64 RESNET=1 RESNET_STEPS=20 RESNET_BATCH=32 THREADS=1
-#        OUT=/tmp/lmt-bench-step
+#        OUT=/tmp/lmt-bench-step ONLY_ACCUM=0 (1: only the accumulation pair)
 set -uo pipefail
 LMT=${1:?lmt binary}
 FM=${2:?dataset dir of lmt convert fashion-mnist}
@@ -43,9 +44,16 @@ run_py() {  # run_py LABEL STEPS BATCH step_reference-args...
     && record "$label" "$batch" "$ips" || echo "bench_step.sh: $label failed (see $OUT/stderr.log)" >&2
 }
 
+ONLY_ACCUM=${ONLY_ACCUM:-0}
 for rep in $(seq "$REPEATS"); do
   echo "repeat $rep/$REPEATS" >&2
   M=(--data "$FM" --model lmt-mnist)
+  # The same micro-batch (BATCH/2 per rank): K=4 takes 4 of them per optimizer step and one
+  # all-reduce, K=1 one and one all-reduce.
+  run_lmt "lmt-mnist LMT loss: 2 ranks, accum 1" 2 "$STEPS" "$BATCH" "${M[@]}" --loss lmt --accum-steps 1
+  run_lmt "lmt-mnist LMT loss: 2 ranks, accum 4" 2 "$((STEPS / 4))" "$((4 * BATCH))" "${M[@]}" \
+    --loss lmt --accum-steps 4
+  [ "$ONLY_ACCUM" = 1 ] && continue
   run_lmt "lmt-mnist: lmt C++, 1 rank" 1 "$STEPS" "$BATCH" "${M[@]}"
   run_py "lmt-mnist: Python PyTorch, 1 process" "$STEPS" "$BATCH" "${M[@]}"
   run_lmt "lmt-mnist: lmt C++, 2 ranks, overlap" 2 "$STEPS" "$BATCH" "${M[@]}" --overlap true
@@ -81,6 +89,12 @@ for m in ("lmt-mnist", "resnet18"):
     ratio(f"{m}: lmt C++ vs Python PyTorch", f"{m}: lmt C++, 1 rank", f"{m}: Python PyTorch, 1 process")
     ratio(f"{m}: 2 ranks overlap on vs off", f"{m}: lmt C++, 2 ranks, overlap", f"{m}: lmt C++, 2 ranks, no overlap")
     ratio(f"{m}: 2 ranks vs 1 rank (same global batch)", f"{m}: lmt C++, 2 ranks, overlap", f"{m}: lmt C++, 1 rank")
+def per_image(name, a, b):
+    if a in med and b in med:
+        print(f"  {name:58s} {(med[a] / batch[a]) / (med[b] / batch[b]):5.2f}x")
+print("cost per image (< 1.05: accumulation costs at most 5% more per image)")
+per_image("lmt-mnist LMT, 2 ranks: accum 4 vs accum 1", "lmt-mnist LMT loss: 2 ranks, accum 4",
+          "lmt-mnist LMT loss: 2 ranks, accum 1")
 ratio("lmt-mnist LMT loss, 2 ranks: pi split vs average", "lmt-mnist LMT loss: 2 ranks, pi split",
       "lmt-mnist LMT loss: 2 ranks, pi average")
 PY
