@@ -13,7 +13,10 @@ mpirun --allow-run-as-root -np 2 --oversubscribe --bind-to none -x OMP_NUM_THREA
   >"$TMP/straight.log" 2>&1 || fail "uninterrupted run (see $TMP/straight.log)"
 
 RUN="$TMP/run"
-LMT_RUN_DIR="$RUN" sbatch --wait --parsable --output="$TMP/job.log" "${SBATCH_EXTRA[@]}" \
+# The job runs lmt-hooked (tests/train/lmt_hooked.cpp) pausing 200 ms after each checkpoint file:
+# the 60 steps alone take under a second, less than scancel needs to reach the job, so without
+# the pause the run could finish before the signal. The pause does not change the numbers.
+LMT_BIN="$LMT_HOOKED_BIN" LMT_TEST_CHECKPOINT_PAUSE_MS=200 LMT_RUN_DIR="$RUN" sbatch --wait --parsable --output="$TMP/job.log" "${SBATCH_EXTRA[@]}" \
   "$SRC/slurm/$JOB_SCRIPT" "${QUICK_ARGS[@]}" >"$TMP/sbatch.out" &
 sbatch_pid=$!
 for _ in $(seq 1200); do [ -d "$RUN/checkpoints/step-000020" ] && break; sleep 0.1; done
