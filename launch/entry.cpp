@@ -111,11 +111,17 @@ std::chrono::seconds startup_timeout(int argc, char** argv) {
       if (key == "collective-timeout") value = line.substr(eq + 1);
     }
   }
-  char* end = nullptr;
-  const long seconds = value.empty() ? 0 : std::strtol(value.c_str(), &end, 10);
-  if (seconds < 1 || seconds > 1000000 || (end && *end != '\0' && *end != ' ' && *end != '\r'))
+  // Read as the schema reads the flag (its type and range); a bad value keeps the default here
+  // and the command reports it after start-up.
+  value.erase(0, value.find_first_not_of(" \t"));
+  value.erase(value.find_last_not_of(" \t\r") + 1);
+  lmt::train::TrainOptions parsed;
+  try {
+    lmt::train::train_option_schema().set(parsed, "collective-timeout", {value});
+  } catch (const lmt::options::OptionError&) {
     return std::chrono::seconds(kDefault);
-  return std::chrono::seconds(seconds);
+  }
+  return std::chrono::seconds(parsed.collective_timeout_s());
 }
 
 }  // namespace

@@ -100,10 +100,14 @@ bool Codec<bool>::parse(const Spec& s, const Items& items) {
   invalid(s, text, "true or false");
 }
 
-Items Codec<std::vector<std::string>>::format(const std::vector<std::string>& v) {
+std::string join(const Items& items) {
   std::string text;
-  for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + v[i];
-  return {text};
+  for (size_t i = 0; i < items.size(); ++i) text += (i ? "," : "") + items[i];
+  return text;
+}
+
+Items Codec<std::vector<std::string>>::format(const std::vector<std::string>& v) {
+  return {join(v)};
 }
 
 Items Codec<std::map<std::string, std::string>>::format(

@@ -1,6 +1,8 @@
 // TrainOptions' schema, built from LMT_TRAIN_OPTIONS, and the rules between options.
 #include <lmt/train/options.h>
 
+#include <lmt/models/heads.h>
+
 namespace lmt::train {
 
 const options::Schema<TrainOptions>& train_option_schema() {
@@ -24,8 +26,9 @@ bool uses_augmentation(const TrainOptions& o) {
 }
 
 bool uses_hypersphere_head(const TrainOptions& o) {
-  auto head = o.model_options().find("head");
-  return head != o.model_options().end() && head->second == "he";
+  models::ModelConfig config;  // the model room's rule, on the same options
+  config.options = o.model_options();
+  return models::uses_hypersphere_head(config);
 }
 
 void check_options(const TrainOptions& o, int world_size) {

@@ -94,6 +94,8 @@ template <class V, class = void>
 struct Codec;
 
 using Items = std::vector<std::string>;
+// "a,b,c": a comma list's text, and how several items of one option print in messages.
+std::string join(const Items& items);
 
 // Shared by the codecs (schema.cpp).
 [[noreturn]] void invalid(const Spec& spec, const std::string& text, const std::string& expected);
@@ -165,9 +167,9 @@ template <class N>
 struct Codec<std::vector<N>, std::enable_if_t<std::is_arithmetic_v<N>>> {
   static void describe(Spec& s) { s.type = "list"; }
   static Items format(const std::vector<N>& v) {
-    std::string text;
-    for (size_t i = 0; i < v.size(); ++i) text += (i ? "," : "") + Codec<N>::format(v[i]).front();
-    return {text};
+    Items items;
+    for (const N& x : v) items.push_back(Codec<N>::format(x).front());
+    return {join(items)};
   }
   static std::vector<N> parse(const Spec& s, const Items& items) {
     std::vector<N> out;
@@ -281,11 +283,6 @@ class Schema {
   }
 
  private:
-  static std::string join(const Items& items) {
-    std::string out;
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];
-    return out;
-  }
   static std::map<std::string, Items> config_items(const std::string& text);
   static std::string shown(const std::string& text) { return text.empty() ? "(none)" : text; }
 
