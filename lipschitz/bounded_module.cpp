@@ -2,6 +2,10 @@
 // Finds every operator by dynamic_cast over named_modules(), in registration order.
 #include <lmt/lipschitz/bounded_module.h>
 
+#include <chrono>
+
+#include "spectral.h"
+
 namespace lmt::lipschitz {
 
 const char* to_string(BoundMode mode) {
@@ -14,6 +18,29 @@ const char* to_string(BoundMode mode) {
       return "sound";
   }
   return "unknown";
+}
+
+namespace {
+thread_local detail::BoundMemoEntries* memo = nullptr;
+}
+
+detail::BoundMemoEntries* detail::active_memo() { return memo; }
+
+BoundMemo::BoundMemo(const SoundBoundLimits& limits)
+    : entries_(new detail::BoundMemoEntries), previous_(memo) {
+  entries_->limits = limits;
+  memo = entries_.get();
+}
+BoundMemo::~BoundMemo() { memo = previous_; }
+
+SoundBound SpectralOperator::sound_bound() {
+  SoundBound b;
+  const auto start = std::chrono::steady_clock::now();
+  b.bound = spectral_norm(BoundMode::kSound).item<double>();
+  b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  b.reference = spectral_norm(BoundMode::kEstimate).item<double>();
+  b.method = "sound";
+  return b;
 }
 
 std::vector<NamedOperator> spectral_operators(torch::nn::Module& module) {

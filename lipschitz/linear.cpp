@@ -1,5 +1,6 @@
 // lmt::lipschitz: BoundedLinear, a dense layer whose spectral norm is tracked by power iteration
 // (kTrain, kEstimate) and bounded by a float64 SVD (kSound).
+#include <chrono>
 #include <cmath>
 
 #include <lmt/lipschitz/layers.h>
@@ -55,19 +56,36 @@ at::Tensor BoundedLinearImpl::spectral_norm(BoundMode mode) {
     case BoundMode::kTrain:
       return at::mv(weight, pi_u.detach().to(weight.scalar_type())).norm();
     case BoundMode::kEstimate: {
+      auto* memo = detail::active_memo();
+      if (memo && memo->estimate.count(this)) return memo->estimate.at(this);
       at::Tensor w = weight.detach().to(at::kFloat);
-      return detail::converged_norm(
+      at::Tensor sigma = detail::converged_norm(
           pi_u.to(at::kFloat), [&](const at::Tensor& u) { return at::mv(w, u); },
           [&](const at::Tensor& v) { return at::mv(w.t(), v); });
+      if (memo) memo->estimate[this] = sigma;
+      return sigma;
     }
-    case BoundMode::kSound: {
-      at::NoGradGuard no_grad;
-      at::Tensor w = weight.detach().to(at::kDouble);
-      at::Tensor sigma = at::linalg_svdvals(w).max();
-      return detail::with_rounding_allowance(sigma, w.abs().sum().item<double>());
-    }
+    case BoundMode::kSound:
+      return at::scalar_tensor(sound_bound().bound, weight.options().dtype(at::kDouble));
   }
   throw BoundError("BoundedLinear: unknown BoundMode");
+}
+
+SoundBound BoundedLinearImpl::sound_bound() {
+  auto* memo = detail::active_memo();
+  if (memo && memo->sound.count(this)) return memo->sound.at(this);
+  at::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  at::Tensor w = weight.detach().to(at::kDouble);
+  at::Tensor sigma = at::linalg_svdvals(w).max();
+  SoundBound b;
+  b.bound = detail::with_rounding_allowance(sigma, w.abs().sum().item<double>()).item<double>();
+  b.reference = sigma.item<double>();
+  b.exact = true;
+  b.method = "svd";
+  b.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (memo) memo->sound[this] = b;
+  return b;
 }
 
 }  // namespace lmt::lipschitz

@@ -93,6 +93,49 @@ at::Tensor lmt_pairwise_loss(const at::Tensor& logits, const at::Tensor& targets
   return cross_entropy(logits + factor * shift, targets);
 }
 
+at::Tensor global_margin_lipschitz(const at::Tensor& logits, const at::Tensor& targets,
+                                   const at::Tensor& lipschitz_bound) {
+  check_batch(logits, targets, "global_margin_lipschitz");
+  return std::sqrt(2.0) * lipschitz_bound.to(logits.scalar_type()) *
+         off_target_mask(logits, targets);
+}
+
+at::Tensor pairwise_margin_lipschitz(const at::Tensor& logits, const at::Tensor& targets,
+                                     const HeadSplit& head) {
+  check_batch(logits, targets, "pairwise_margin_lipschitz");
+  if (!head.defined())
+    throw BoundError(
+        "pairwise_margin_lipschitz: the model has no linear head (HeadSplit undefined)");
+  if (head.head_weight.dim() != 2 || head.head_weight.size(0) != logits.size(1)) {
+    throw BoundError("pairwise_margin_lipschitz: head_weight must be [K, F] with K = " +
+                     std::to_string(logits.size(1)) + ", got " +
+                     c10::str(head.head_weight.sizes()));
+  }
+  return head.body_bound.to(logits.scalar_type()) *
+         class_weight_distances(head.head_weight.to(logits.scalar_type()), targets);
+}
+
+at::Tensor emma_loss(const at::Tensor& logits, const at::Tensor& targets,
+                     const at::Tensor& margin_lipschitz, double eps) {
+  check_batch(logits, targets, "emma_loss");
+  if (!margin_lipschitz.sizes().equals(logits.sizes()))
+    throw BoundError("emma_loss: margin_lipschitz must be [N, K] like the logits, got " +
+                     c10::str(margin_lipschitz.sizes()));
+  if (eps == 0.0) return cross_entropy(logits, targets);
+  at::Tensor fraction;  // e_j [N, K], held constant (no gradient); 0 at the target
+  {
+    at::NoGradGuard no_grad;
+    at::Tensor f = logits.detach();
+    at::Tensor k = margin_lipschitz.detach();
+    at::Tensor margin = f.gather(1, targets.to(at::kLong).unsqueeze(1)) - f;  // F_t - F_j
+    // k > 0 off the target for any non-degenerate model; where it is 0 the shift is 0 anyway.
+    at::Tensor ratio = at::where(k > 0, margin / (k * eps), at::ones_like(k));
+    fraction = ratio.clamp(0.01, 1.0) * off_target_mask(logits, targets);
+  }
+  return cross_entropy(logits + fraction * eps * margin_lipschitz.to(logits.scalar_type()),
+                       targets);
+}
+
 double lmt_c_at(double c, double warmup_epochs, double epoch_progress) {
   if (warmup_epochs <= 0) return c;
   return c * std::clamp(epoch_progress / warmup_epochs, 0.0, 1.0);

@@ -1,5 +1,6 @@
 // lmt::lipschitz: the plain BoundedModules (input normalisation, activations, pooling, flatten,
-// dropout, shift, CenterNorm): their forward and the rule from rules.h.
+// dropout, drop-path, shift, CenterNorm, channel scales, batch centring, batch norm): their forward
+// and the rule from rules.h.
 #include <lmt/lipschitz/modules.h>
 #include <lmt/lipschitz/rules.h>
 
@@ -43,6 +44,9 @@ at::Tensor InputNormalizationImpl::lipschitz_bound(BoundMode mode) {
 
 at::Tensor ReLUImpl::forward(const at::Tensor& x) { return at::relu(x); }
 at::Tensor ReLUImpl::lipschitz_bound(BoundMode mode) { return constant_bound(1.0, mode); }
+
+at::Tensor SoftplusImpl::forward(const at::Tensor& x) { return at::softplus(x); }
+at::Tensor SoftplusImpl::lipschitz_bound(BoundMode mode) { return constant_bound(1.0, mode); }
 
 at::Tensor MinMaxImpl::forward(const at::Tensor& x) {
   if (x.dim() < 2 || x.size(1) % 2 != 0) {
@@ -104,6 +108,20 @@ DropoutImpl::DropoutImpl(double p_) : p(p_) {
 at::Tensor DropoutImpl::forward(const at::Tensor& x) { return at::dropout(x, p, is_training()); }
 at::Tensor DropoutImpl::lipschitz_bound(BoundMode mode) { return constant_bound(1.0, mode); }
 
+DropPathImpl::DropPathImpl(double p_) : p(p_) {
+  if (!(p >= 0.0 && p < 1.0)) {
+    throw BoundError("DropPath: p must be in [0, 1), got " + std::to_string(p));
+  }
+}
+at::Tensor DropPathImpl::forward(const at::Tensor& x) {
+  if (!is_training() || p == 0) return x;
+  const double keep = 1.0 - p;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  return x * at::bernoulli(at::full(shape, keep, x.options())) / keep;
+}
+at::Tensor DropPathImpl::lipschitz_bound(BoundMode mode) { return constant_bound(1.0, mode); }
+
 ShiftImpl::ShiftImpl(int64_t n_div_) : n_div(n_div_) {
   if (n_div < 4) throw BoundError("Shift: n_div must be >= 4, got " + std::to_string(n_div));
 }
@@ -141,6 +159,35 @@ at::Tensor CenterNormImpl::forward(const at::Tensor& x) {
 }
 at::Tensor CenterNormImpl::lipschitz_bound(BoundMode mode) {
   return center_norm_bound(weight, channels, mode);
+}
+
+ChannelScaleImpl::ChannelScaleImpl(at::Tensor initial) {
+  if (initial.dim() != 1 || initial.numel() < 1) {
+    throw BoundError("ChannelScale: needs a 1-D tensor of per-channel scales, got " +
+                     c10::str(initial.sizes()));
+  }
+  weight = register_parameter("weight", std::move(initial));
+}
+at::Tensor ChannelScaleImpl::forward(const at::Tensor& x) {
+  if (x.dim() < 2 || x.size(1) != weight.size(0)) {
+    throw BoundError("ChannelScale: expected " + std::to_string(weight.size(0)) +
+                     " channels in dim 1, got " + c10::str(x.sizes()));
+  }
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[1] = weight.size(0);
+  return weight.view(shape) * x;
+}
+at::Tensor ChannelScaleImpl::lipschitz_bound(BoundMode mode) { return max_abs_bound(weight, mode); }
+
+BoundedBatchNorm2dImpl::BoundedBatchNorm2dImpl(torch::nn::BatchNorm2d bn_)
+    : bn(register_module("bn", std::move(bn_))) {
+  if (!bn->options.track_running_stats()) {
+    throw BoundError("BoundedBatchNorm2d: the BatchNorm2d must track running statistics");
+  }
+}
+at::Tensor BoundedBatchNorm2dImpl::forward(const at::Tensor& x) { return bn->forward(x); }
+at::Tensor BoundedBatchNorm2dImpl::lipschitz_bound(BoundMode mode) {
+  return batch_norm_bound(bn, mode);
 }
 
 BatchCentering2dImpl::BatchCentering2dImpl(int64_t channels_, double momentum_)

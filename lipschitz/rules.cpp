@@ -58,6 +58,18 @@ at::Tensor batch_norm_bound(const torch::nn::BatchNorm2d& bn, BoundMode mode) {
   return bound;
 }
 
+at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode) {
+  switch (mode) {
+    case BoundMode::kTrain:
+      return v.abs().max();
+    case BoundMode::kEstimate:
+      return v.detach().abs().max();
+    case BoundMode::kSound:
+      return v.detach().to(at::kDouble).abs().max();
+  }
+  throw BoundError("max_abs_bound: unknown BoundMode");
+}
+
 double input_normalization_bound(const std::vector<double>& std) {
   if (std.empty()) throw BoundError("input_normalization_bound: std is empty");
   const double smallest = *std::min_element(std.begin(), std.end());

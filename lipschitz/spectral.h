@@ -3,8 +3,11 @@
 #pragma once
 
 #include <functional>
+#include <unordered_map>
 
 #include <ATen/ATen.h>
+
+#include <lmt/lipschitz/bounded_module.h>
 
 namespace lmt::lipschitz::detail {
 
@@ -27,6 +30,23 @@ at::Tensor converged_norm(const at::Tensor& u,
                           const std::function<at::Tensor(const at::Tensor&)>& apply,
                           const std::function<at::Tensor(const at::Tensor&)>& adjoint,
                           int max_iterations = 5000);
+
+// Lanczos on A^T A from u, with full reorthogonalisation: sqrt of the largest Ritz value, a lower
+// estimate of sigma_max (Cauchy interlacing) that converges far faster than power iteration.
+// Stops when the Ritz pair's residual beta |y_last| <= tolerance * theta, or after
+// max_iterations (fewer when the basis would pass 64 MiB).
+at::Tensor lanczos_norm(const at::Tensor& u,
+                        const std::function<at::Tensor(const at::Tensor&)>& apply,
+                        const std::function<at::Tensor(const at::Tensor&)>& adjoint,
+                        int max_iterations = 300, double tolerance = 1e-12);
+
+// The memo of the BoundMemo alive on this thread (null when none): results by operator.
+struct BoundMemoEntries {
+  SoundBoundLimits limits;
+  std::unordered_map<const void*, SoundBound> sound;
+  std::unordered_map<const void*, at::Tensor> estimate;
+};
+BoundMemoEntries* active_memo();
 
 // sigma * (1 + 1e-9) + 1e-12 * scale: covers float64 rounding of the SVD/FFT (errors of order
 // 1e-16 * log(n) * scale, scale = sum |w|).

@@ -15,6 +15,7 @@ std::map<std::string, ModelFactory> builtin_models() {
       {"vit-small", [](const ModelConfig& c) { return make_vit(c, 384, 6); }},
       {"lipshift", [](const ModelConfig& c) { return make_lipshift(c, false); }},
       {"lipshift-cifar", [](const ModelConfig& c) { return make_lipshift(c, true); }},
+      {"liresnet", make_liresnet},
   };
 }
 

@@ -15,5 +15,6 @@ std::shared_ptr<Model> make_resnet(const ModelConfig& config, int depth);
 std::shared_ptr<Model> make_wide_resnet(const ModelConfig& config, int depth, int widen);
 std::shared_ptr<Model> make_vit(const ModelConfig& config, int64_t width, int64_t heads);
 std::shared_ptr<Model> make_lipshift(const ModelConfig& config, bool cifar_preset);
+std::shared_ptr<Model> make_liresnet(const ModelConfig& config);
 
 }  // namespace lmt::models

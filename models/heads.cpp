@@ -18,6 +18,12 @@ at::Tensor HypersphereHeadImpl::forward(const at::Tensor& features) {
   return scale_ * z.matmul(w.t());
 }
 
+at::Tensor HypersphereHeadImpl::lipschitz_bound(lipschitz::BoundMode /*mode*/) {
+  throw ModelError(
+      "the hypersphere-embedding head (model option head=he) has no finite Lipschitz bound: it "
+      "normalizes its input");
+}
+
 bool uses_hypersphere_head(const ModelConfig& config) {
   const std::string head = config.option_string("head", "linear");
   if (head == "linear") return false;

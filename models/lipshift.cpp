@@ -4,13 +4,14 @@
 // row-normalized ("LLN") linear head. Block: s = shift(x) (4/n_div of the channels move one
 // pixel left/right/up/down, zero fill; no residual, as in ShiftViT);
 // y = s + drop_path(b * MinMax(z + a * conv3x3(z))), z = CenterNorm(s), a and b learned
-// per-channel scales (initialised to alpha). Bound = product of the parts:
-// block 1 * (1 + L_cn * (1 + max|a| L_conv) * max|b|); never scaled by a keep probability.
+// per-channel scales (initialised to alpha). Declared once as a lipschitz::Sequential, so the
+// bound is the product of the parts that run: block 1 * (1 + L_cn * (1 + L_conv max|a|) * max|b|);
+// never scaled by a keep probability.
 // Options: depths, width, patch, n_div, alpha, dropout (after the embedding), drop_path (max,
 // linear over the blocks).
+#include <lmt/lipschitz/compose.h>
 #include <lmt/lipschitz/layers.h>
 #include <lmt/lipschitz/modules.h>
-#include <lmt/lipschitz/rules.h>
 #include <torch/nn/modules/container/modulelist.h>
 
 #include "builtin_models.h"
@@ -19,9 +20,10 @@
 namespace lmt::models {
 namespace {
 
-using lipschitz::BoundedConv2d;
-using lipschitz::BoundedConv2dOptions;
-using lipschitz::BoundMode;
+namespace lip = lmt::lipschitz;
+using lip::BoundedConv2d;
+using lip::BoundedConv2dOptions;
+using Part = std::shared_ptr<lip::BoundedModule>;
 
 BoundedConv2d orthogonal_conv(const BoundedConv2dOptions& options) {
   BoundedConv2d conv(options);
@@ -33,67 +35,23 @@ BoundedConv2d orthogonal_conv(const BoundedConv2dOptions& options) {
   return conv;
 }
 
-class ShiftBlock : public torch::nn::Module {
- public:
-  ShiftBlock(int64_t dim, int64_t h, int64_t w, int64_t n_div, double alpha, double drop_path)
-      : drop_path_(drop_path) {
-    shift_ = register_module("shift", lipschitz::Shift(n_div));
-    norm_ = register_module("norm", lipschitz::CenterNorm(dim));
-    conv_ = register_module("conv",
-                            orthogonal_conv(BoundedConv2dOptions(dim, dim, 3, h, w).padding(1)));
-    conv_scale_ = register_parameter("conv_scale", at::full({dim}, alpha));
-    act_ = register_module("act", lipschitz::MinMax());
-    scale_ = register_parameter("scale", at::full({dim}, alpha));
-  }
-
-  at::Tensor forward(const at::Tensor& x) {
-    at::Tensor s = shift_->forward(x);
-    at::Tensor z = norm_->forward(s);
-    at::Tensor y = act_->forward(z + conv_scale_.view({1, -1, 1, 1}) * conv_->forward(z));
-    y = scale_.view({1, -1, 1, 1}) * y;
-    if (is_training() && drop_path_ > 0) {
-      const double keep = 1.0 - drop_path_;
-      y = y * at::bernoulli(at::full({y.size(0), 1, 1, 1}, keep, y.options())) / keep;
-    }
-    return s + y;
-  }
-
-  at::Tensor bound(BoundMode mode) {
-    at::Tensor mlp = 1.0 + max_abs_bound(conv_scale_, mode) * conv_->spectral_norm(mode);
-    at::Tensor branch = norm_->lipschitz_bound(mode) * mlp * act_->lipschitz_bound(mode) *
-                        max_abs_bound(scale_, mode);
-    return shift_->lipschitz_bound(mode) * (1.0 + branch);
-  }
-
- private:
-  double drop_path_;
-  lipschitz::Shift shift_{nullptr};
-  lipschitz::CenterNorm norm_{nullptr};
-  BoundedConv2d conv_{nullptr};
-  at::Tensor conv_scale_, scale_;
-  lipschitz::MinMax act_{nullptr};
-};
-
-// CenterNorm followed by a 2x2 stride-2 conv that doubles the width.
-class PatchMerging : public torch::nn::Module {
- public:
-  PatchMerging(int64_t dim, int64_t h, int64_t w) {
-    norm_ = register_module("norm", lipschitz::CenterNorm(dim));
-    reduction_ = register_module(
-        "reduction",
-        orthogonal_conv(BoundedConv2dOptions(dim, 2 * dim, 2, h, w).stride(2).bias(false)));
-  }
-  at::Tensor forward(const at::Tensor& x) { return reduction_->forward(norm_->forward(x)); }
-  at::Tensor bound(BoundMode mode) {
-    return norm_->lipschitz_bound(mode) * reduction_->spectral_norm(mode);
-  }
-  int64_t out_h() const { return reduction_->output_height(); }
-  int64_t out_w() const { return reduction_->output_width(); }
-
- private:
-  lipschitz::CenterNorm norm_{nullptr};
-  BoundedConv2d reduction_{nullptr};
-};
+// One block, its layers registered on `names` as shift, norm, conv, conv_scale (a), act, scale
+// (b): the reference layout.
+Part shift_block(torch::nn::Module& names, int64_t dim, int64_t h, int64_t w, int64_t n_div,
+                 double alpha, double drop_path) {
+  auto shift = names.register_module("shift", lip::Shift(n_div));
+  auto norm = names.register_module("norm", lip::CenterNorm(dim));
+  auto conv = names.register_module(
+      "conv", orthogonal_conv(BoundedConv2dOptions(dim, dim, 3, h, w).padding(1)));
+  lip::ChannelScale conv_scale(at::full({dim}, alpha));
+  names.register_parameter("conv_scale", conv_scale->weight);
+  auto act = names.register_module("act", lip::MinMax());
+  lip::ChannelScale scale(at::full({dim}, alpha));
+  names.register_parameter("scale", scale->weight);
+  lip::Sequential branch(norm, lip::Residual(lip::Sequential(conv, conv_scale)), act, scale);
+  if (drop_path > 0) branch->push_back(lip::DropPath(drop_path));
+  return lip::Sequential(shift, lip::Residual(branch)).ptr();
+}
 
 struct Preset {
   std::vector<int64_t> depths;
@@ -101,15 +59,15 @@ struct Preset {
   double dropout, drop_path;
 };
 
-class LipShift : public Model {
+class LipShift : public ComposedModel {
  public:
-  LipShift(const ModelConfig& c, const Preset& preset) : Model(c) {
+  LipShift(const ModelConfig& c, const Preset& preset) : ComposedModel(c) {
     const auto depths = c.option_ints("depths", preset.depths);
     const int64_t width = c.option_int("width", preset.width);
     const int64_t patch = c.option_int("patch", preset.patch);
     const int64_t n_div = c.option_int("n_div", 12);
     const double alpha = c.option_double("alpha", 0.2);
-    dropout_ = c.option_double("dropout", preset.dropout);
+    const double dropout = c.option_double("dropout", preset.dropout);
     const double drop_path = c.option_double("drop_path", preset.drop_path);
     if (depths.empty())
       throw ModelError(c.name + ": model option 'depths' needs at least one stage");
@@ -126,84 +84,52 @@ class LipShift : public Model {
       throw ModelError(c.name + ": model option 'patch' (" + std::to_string(patch) +
                        ") does not fit the input " + std::to_string(c.height) + "x" +
                        std::to_string(c.width));
-    if (!(dropout_ >= 0 && dropout_ < 1) || !(drop_path >= 0 && drop_path < 1))
+    if (!(dropout >= 0 && dropout < 1) || !(drop_path >= 0 && drop_path < 1))
       throw ModelError(c.name + ": model options 'dropout' and 'drop_path' must be in [0, 1)");
 
-    normalize_ = make_input_normalization(*this, c);
+    lip::Sequential net;
+    if (auto normalize = make_input_normalization(*this, c)) net->push_back(normalize);
     auto embed = register_module("patch_embed", std::make_shared<torch::nn::Module>());
-    embed_ = embed->register_module(
+    auto proj = embed->register_module(
         "proj",
         orthogonal_conv(
             BoundedConv2dOptions(c.channels, width, patch, c.height, c.width).stride(patch)));
-    embed_norm_ = embed->register_module("norm", lipschitz::CenterNorm(width));
-    int64_t h = embed_->output_height(), w = embed_->output_width(), dim = width, index = 0;
+    net->push_back(proj);
+    net->push_back(embed->register_module("norm", lip::CenterNorm(width)));
+    if (dropout > 0) net->push_back(lip::Dropout(dropout));
+    int64_t h = proj->output_height(), w = proj->output_width(), dim = width, index = 0;
     auto layers = register_module("layers", torch::nn::ModuleList());
     for (size_t stage = 0; stage < depths.size(); ++stage) {
       auto layer = std::make_shared<torch::nn::Module>();
       auto list = layer->register_module("blocks", torch::nn::ModuleList());
       for (int64_t i = 0; i < depths[stage]; ++i, ++index) {
         const double rate = total > 1 ? drop_path * double(index) / double(total - 1) : 0.0;
-        blocks_.push_back(std::make_shared<ShiftBlock>(dim, h, w, n_div, alpha, rate));
-        list->push_back(blocks_.back());
-        stage_of_.push_back(stage);
+        auto names = std::make_shared<torch::nn::Module>();
+        net->push_back(shift_block(*names, dim, h, w, n_div, alpha, rate));
+        list->push_back(names);
       }
-      if (stage + 1 < depths.size()) {
+      if (stage + 1 < depths.size()) {  // patch merging: CenterNorm, 2x2 stride-2 conv
         if (h < 2 || w < 2)
           throw ModelError(c.name + ": the input is too small for " +
                            std::to_string(depths.size()) + " stages with patch " +
                            std::to_string(patch) + " (use --pad-to or fewer 'depths')");
-        merges_.push_back(
-            layer->register_module("downsample", std::make_shared<PatchMerging>(dim, h, w)));
-        h = merges_.back()->out_h();
-        w = merges_.back()->out_w();
+        auto merge = layer->register_module("downsample", std::make_shared<torch::nn::Module>());
+        net->push_back(merge->register_module("norm", lip::CenterNorm(dim)));
+        auto reduction = merge->register_module(
+            "reduction",
+            orthogonal_conv(BoundedConv2dOptions(dim, 2 * dim, 2, h, w).stride(2).bias(false)));
+        net->push_back(reduction);
+        h = reduction->output_height();
+        w = reduction->output_width();
         dim *= 2;
       }
       layers->push_back(layer);
     }
-    norm_ = register_module("norm", lipschitz::CenterNorm(dim));
-    pool_ = register_module("avgpool", lipschitz::GlobalAvgPool(h, w));
-    head_ = register_module("head", NormalizedLinear(dim, c.num_classes));
+    net->push_back(register_module("norm", lip::CenterNorm(dim)));
+    net->push_back(register_module("avgpool", lip::GlobalAvgPool(h, w)));
+    net->push_back(register_module("head", NormalizedLinear(dim, c.num_classes)));
+    set_network(net);
   }
-
-  at::Tensor forward(const at::Tensor& input) override {
-    at::Tensor x = normalize_ ? normalize_->forward(input) : input;
-    x = embed_norm_->forward(embed_->forward(x));
-    if (dropout_ > 0) x = at::dropout(x, dropout_, is_training());
-    for (size_t i = 0; i < blocks_.size(); ++i) {
-      x = blocks_[i]->forward(x);
-      if (i + 1 == blocks_.size() || stage_of_[i + 1] != stage_of_[i])
-        if (stage_of_[i] < merges_.size()) x = merges_[stage_of_[i]]->forward(x);
-    }
-    return head_->forward(pool_->forward(norm_->forward(x)));
-  }
-
-  at::Tensor body_bound(BoundMode mode) {
-    at::Tensor bound = embed_->spectral_norm(mode) * embed_norm_->lipschitz_bound(mode);
-    if (normalize_) bound = bound * normalize_->lipschitz_bound(mode);
-    for (auto& block : blocks_) bound = bound * block->bound(mode);
-    for (auto& merge : merges_) bound = bound * merge->bound(mode);
-    return bound * norm_->lipschitz_bound(mode) * pool_->lipschitz_bound(mode);
-  }
-
-  at::Tensor lipschitz_bound(BoundMode mode) override {
-    return body_bound(mode) * head_->lipschitz_bound(mode);
-  }
-
-  lipschitz::HeadSplit head_split(BoundMode mode) override {
-    return {body_bound(mode), head_->normalized_weight(mode)};
-  }
-
- private:
-  double dropout_ = 0;
-  lipschitz::InputNormalization normalize_{nullptr};
-  BoundedConv2d embed_{nullptr};
-  lipschitz::CenterNorm embed_norm_{nullptr};
-  std::vector<std::shared_ptr<ShiftBlock>> blocks_;
-  std::vector<size_t> stage_of_;
-  std::vector<std::shared_ptr<PatchMerging>> merges_;
-  lipschitz::CenterNorm norm_{nullptr};
-  lipschitz::GlobalAvgPool pool_{nullptr};
-  NormalizedLinear head_{nullptr};
 };
 
 }  // namespace

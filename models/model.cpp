@@ -1,9 +1,11 @@
 // Model configuration parsing, the registry of architectures, parameter counting.
 #include <lmt/models/model.h>
 
+#include <cmath>
 #include <mutex>
 #include <sstream>
 
+#include <lmt/io/json_lines.h>
 #include <lmt/options/schema.h>
 
 #include "builtin_models.h"
@@ -37,18 +39,38 @@ std::mutex registry_mutex;
 // A model option read with the option schema's codecs (lmt/options/schema.h: the same integer,
 // number and list syntax as every flag), or `fallback` when it is not given.
 namespace {
+std::string json_value(int64_t v) { return std::to_string(v); }
+std::string json_value(double v) {
+  if (!std::isfinite(v)) return io::json_escape(std::to_string(v));  // JSON has no inf/nan
+  for (int digits = 15;; ++digits) {  // the shortest text that reads back as v (0.2, not 0.2000...1)
+    std::ostringstream out;
+    out.precision(digits);
+    out << v;
+    if (digits == 17 || std::stod(out.str()) == v) return out.str();
+  }
+}
+std::string json_value(const std::vector<int64_t>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + std::to_string(v[i]);
+  return out + "]";
+}
+
 template <class V>
 V option_value(const ModelConfig& config, const std::string& key, V fallback,
                const char* expected) {
   config.read_options->insert(key);
   auto it = config.options.find(key);
-  if (it == config.options.end()) return fallback;
-  try {
-    return options::Codec<V>::parse(options::Spec(key, ""), {it->second});
-  } catch (const options::OptionError&) {
-    throw ModelError("model option '" + key + "': expected " + expected + ", got '" + it->second +
-                     "'");
+  V value = std::move(fallback);
+  if (it != config.options.end()) {
+    try {
+      value = options::Codec<V>::parse(options::Spec(key, ""), {it->second});
+    } catch (const options::OptionError&) {
+      throw ModelError("model option '" + key + "': expected " + expected + ", got '" +
+                       it->second + "'");
+    }
   }
+  (*config.resolved_options)[key] = json_value(value);
+  return value;
 }
 }  // namespace
 
@@ -63,7 +85,13 @@ double ModelConfig::option_double(const std::string& key, double fallback) const
 std::string ModelConfig::option_string(const std::string& key, const std::string& fallback) const {
   read_options->insert(key);
   auto it = options.find(key);
-  return it == options.end() ? fallback : it->second;
+  const std::string value = it == options.end() ? fallback : it->second;
+  resolve_option(key, value);
+  return value;
+}
+
+void ModelConfig::resolve_option(const std::string& key, const std::string& value) const {
+  (*resolved_options)[key] = io::json_escape(value);
 }
 
 std::vector<int64_t> ModelConfig::option_ints(const std::string& key,
@@ -144,6 +172,7 @@ std::shared_ptr<Model> make_model(const ModelConfig& config, bool strict_options
     throw ModelError("model: mean/std must have one value per input channel");
   ModelConfig checked = config;
   checked.read_options = std::make_shared<std::set<std::string>>();
+  checked.resolved_options = std::make_shared<std::map<std::string, std::string>>();
   auto model = factory(checked);
   for (const auto& [key, value] : checked.options) {
     if (!strict_options || checked.read_options->count(key)) continue;

@@ -1,5 +1,5 @@
-// Shared model pieces: input normalization from the config, scale bounds, orthogonal init and
-// the row-normalized linear head.
+// Shared model pieces: the composed-model base, input normalization from the config, orthogonal
+// init and the row-normalized linear head.
 #include "model_parts.h"
 
 #include <cmath>
@@ -7,6 +7,18 @@
 namespace lmt::models {
 
 using lipschitz::BoundMode;
+
+void ComposedModel::train(bool on) {
+  Model::train(on);
+  if (network_) network_->train(on);
+}
+
+void ComposedModel::set_network(lipschitz::Sequential network, bool bounded) {
+  lipschitz::require_same_tensors(*network, *this, config_.name);
+  network_ = std::move(network);
+  bounded_ = bounded;
+  network_->train(is_training());
+}
 
 lipschitz::InputNormalization make_input_normalization(torch::nn::Module& owner,
                                                        const ModelConfig& c) {
@@ -22,18 +34,6 @@ bool uses_batch_centering(const ModelConfig& config) {
     throw ModelError(config.name + ": model option 'norm': expected batch or center, got '" + norm +
                      "'");
   return norm == "center";
-}
-
-at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode) {
-  switch (mode) {
-    case BoundMode::kTrain:
-      return v.abs().max();
-    case BoundMode::kEstimate:
-      return v.detach().abs().max();
-    case BoundMode::kSound:
-      return v.detach().to(at::kDouble).abs().max();
-  }
-  throw lipschitz::BoundError("max_abs_bound: unknown BoundMode");
 }
 
 void orthogonal_init(at::Tensor& weight) {

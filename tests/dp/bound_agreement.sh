@@ -52,4 +52,22 @@ compare "clip 2 ranks vs 1 rank" "$TMP/clip2/rank-0.pt" "$TMP/clip1/rank-0.pt" \
   --rtol 1e-4 --bound-rtol 1e-4
 "$COMPARE" "$TMP/clip1/rank-0.pt" "$TMP/ranks1/rank-0.pt" --rtol 1e-2 >"$TMP/clip-effect.txt"
 [ $? -eq 1 ] || fail "--grad-clip-norm 0.05 left the run within 1e-2 of the unclipped one: $(tail -1 "$TMP/clip-effect.txt")"
+# A small LiResNet with EMMA: its merged residual operators (I + alpha W, one persistent vector
+# each) are synced like every other operator, so on 2 and 3 ranks every rank's model and its
+# training L are bitwise rank 0's. center=0: batch centring keeps per-rank running means (as batch
+# norm does, docs/data-parallel.md), which would differ by design, though L does not depend on them.
+LIRES=(train --data "$FM" --model liresnet --model-option depth=3 --model-option width=8
+       --model-option neck_features=32 --model-option center=0 --loss emma --emma-eps 0.5
+       --lmt-head pairwise --optimizer sgd --lr 0.01 --batch-size 48 --max-steps 20 --seed 7
+       --threads "$THREADS" --log-every 1000)
+for np in 2 3; do
+  LMT_TEST_RANK_DIR="$TMP/lires-$np" && mkdir -p "$LMT_TEST_RANK_DIR"
+  mpi $np -x LMT_TEST_RANK_DIR -- "${LIRES[@]}" --out "$TMP/lires-run-$np" \
+    >"$TMP/lires-run-$np.log" 2>&1
+  expect_code 0 $? "liresnet on $np ranks (see $TMP/lires-run-$np.log)"
+  for ((r = 1; r < np; ++r)); do
+    compare "liresnet $np ranks: rank $r vs rank 0" "$LMT_TEST_RANK_DIR/rank-$r.pt" \
+      "$LMT_TEST_RANK_DIR/rank-0.pt" --bitwise
+  done
+done
 echo "PASS"

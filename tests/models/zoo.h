@@ -32,6 +32,7 @@ inline ModelConfig small_config(const std::string& spec, int64_t channels = 1, i
         {"depths", "1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}, {"alpha", "0.5"}};
   if (name == "lipshift-cifar")
     c.options = {{"depths", "1,1,1"}, {"width", "8"}, {"patch", "2"}, {"n_div", "4"}};
+  if (name == "liresnet") c.options = {{"depth", "3"}, {"width", "8"}, {"neck_features", "16"}};
   if (spec.find(':') != std::string::npos) {
     const std::string extra = spec.substr(spec.find(':') + 1);
     c.options[extra.substr(0, extra.find('='))] = extra.substr(extra.find('=') + 1);
@@ -50,7 +51,9 @@ inline std::vector<std::string> bounded_models() {
           "resnet18:norm=center",
           "resnet50:norm=center",
           "wrn16-4:norm=center",
-          "wrn28-10:norm=center"};
+          "wrn28-10:norm=center",
+          "liresnet",
+          "liresnet:head=linear"};
 }
 
 // Batch-norm statistics and affine parameters, CenterNorm gains and LipShiFT scales drawn at

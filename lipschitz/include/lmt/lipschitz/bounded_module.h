@@ -3,11 +3,14 @@
 // constant; SpectralOperator is the layer that carries a persistent power-iteration vector.
 #pragma once
 
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 
 namespace lmt::lipschitz {
@@ -47,6 +50,34 @@ struct HeadSplit {
   bool defined() const { return body_bound.defined() && head_weight.defined(); }
 };
 
+// An operator's sound bound and what it rests on, for reports (lmt certify's per-layer table).
+struct SoundBound {
+  double bound = 0;  // spectral_norm(kSound)
+  // The exact norm when `exact`, else a converged power-iteration estimate (from below).
+  double reference = std::numeric_limits<double>::quiet_NaN();
+  bool exact = false;
+  // "svd" (dense), "explicit" (conv: its explicit matrix), "banded" (conv: a Cholesky
+  // certificate of its banded Gram matrix), "circulant" (conv: the circulant spectrum);
+  // docs/methods.md#sound-bounds.
+  std::string method;
+  double seconds = 0;  // to compute `bound`
+};
+
+// Which tight sound bound a BoundedConv2d tries besides the circulant one
+// (docs/methods.md#sound-bounds, which has the measured costs behind the defaults).
+struct SoundBoundLimits {
+  // Neither tight bound (the circulant bound alone).
+  static SoundBoundLimits circulant_only() {
+    return SoundBoundLimits().exact_size(0).banded_flops(0);
+  }
+  // The exact norm from the explicit matrix when min(in*H*W, out*Ho*Wo) <= exact_size: eigvalsh
+  // of the smaller Gram, O(n^3) (n = 1024: 0.15 s on an idle core, 1-3 s on 2 loaded ones).
+  TORCH_ARG(int64_t, exact_size) = 1024;
+  // Otherwise the banded Cholesky certificate when its estimated cost is <= this many flops
+  // (1e11: ~15 s on 2 loaded cores; every conv of a width-8 ResNet-18 on 28x28 fits).
+  TORCH_ARG(double, banded_flops) = 1e11;
+};
+
 // A linear operator whose spectral norm is tracked by power iteration with a persistent vector
 // stored as a module buffer (so it is checkpointed and broadcast with the model).
 class SpectralOperator {
@@ -58,6 +89,27 @@ class SpectralOperator {
   virtual at::Tensor spectral_norm(BoundMode mode) = 0;
   // The persistent vector (the module buffer itself, shared storage).
   virtual at::Tensor power_iteration_vector() = 0;
+  // The kSound bound with its reference value; by default the kEstimate value as reference.
+  virtual SoundBound sound_bound();
+};
+
+namespace detail {
+struct BoundMemoEntries;
+}
+// While one is alive on a thread, each operator's kSound and kEstimate norms and sound_bound()
+// are computed once there and then reused (lmt certify asks through the model's bound, its head
+// split and the per-layer report), the convs' with `limits`. Only for a scope in which no weight
+// or statistic changes.
+class BoundMemo {
+ public:
+  explicit BoundMemo(const SoundBoundLimits& limits = SoundBoundLimits());
+  ~BoundMemo();
+  BoundMemo(const BoundMemo&) = delete;
+  BoundMemo& operator=(const BoundMemo&) = delete;
+
+ private:
+  std::unique_ptr<detail::BoundMemoEntries> entries_;
+  detail::BoundMemoEntries* previous_;
 };
 
 struct NamedOperator {

@@ -1,5 +1,6 @@
 // lmt::lipschitz: composing BoundedModules into a network whose bound is derived from its parts:
-// Sequential (product), Residual (1 + L_f, or L_g + L_f) and Parallel (sum of branches).
+// Sequential (product), Residual (1 + L_f, or L_g + L_f) and Parallel (sum of branches), the
+// conv + folded batch-norm part, and the check a model with its own key layout runs on its tree.
 //
 // Usage (a small certifiable CNN on 28x28 grey images):
 //   namespace lip = lmt::lipschitz;
@@ -24,9 +25,11 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/pimpl.h>
 
 #include <lmt/lipschitz/bounded_module.h>
+#include <lmt/lipschitz/layers.h>
 
 namespace lmt::lipschitz {
 
@@ -41,6 +44,16 @@ std::shared_ptr<BoundedModule> as_bounded(const torch::nn::ModuleHolder<T>& modu
   return as_bounded(module.ptr());
 }
 }  // namespace detail
+
+// A last layer F = W h + b other than BoundedLinear whose W the pairwise margin reads (e.g. a
+// row-normalized "LLN" head, whose W is the normalized matrix): see Sequential::head_split.
+class LinearHead {
+ public:
+  virtual ~LinearHead() = default;
+  // W [classes, features] as the certificate reads it: float64 and detached in kSound, detached
+  // in kEstimate, differentiable in kTrain.
+  virtual at::Tensor head_weight(BoundMode mode) = 0;
+};
 
 // Modules applied in order, registered as "0", "1", ...; bound = product of the parts' bounds.
 class SequentialImpl : public BoundedModule {
@@ -63,9 +76,10 @@ class SequentialImpl : public BoundedModule {
 
   at::Tensor forward(const at::Tensor& x) override;
   at::Tensor lipschitz_bound(BoundMode mode) override;
-  // When the last part is a BoundedLinear: body_bound = product of the other parts' bounds and
-  // head_weight = its weight (float64 and detached in kSound, detached in kEstimate). Undefined
-  // otherwise.
+  // When the last part is a BoundedLinear or a LinearHead: body_bound = product of the other
+  // parts' bounds and head_weight = its weight (float64 and detached in kSound, detached in
+  // kEstimate); when it is a Sequential, that one's split with the other parts' bounds multiplied
+  // into body_bound. Undefined otherwise (e.g. a head without a bound).
   HeadSplit head_split(BoundMode mode);
 
   size_t size() const { return parts_.size(); }
@@ -117,5 +131,30 @@ class ParallelImpl : public BoundedModule {
   std::vector<std::shared_ptr<BoundedModule>> branches_;
 };
 TORCH_MODULE(Parallel);
+
+// A conv followed by a BatchNorm2d, bounded as ONE operator: the constructor attaches bn to conv
+// (BoundedConv2d::attach_batch_norm), so the bound is that of the conv with each output channel
+// scaled by gamma_c / sqrt(running_var_c + eps) (eval statistics), tighter than the product of
+// the two; forward is bn(conv(x)). Being one part, the fold cannot be separated from the conv it
+// belongs to. Registered as "conv" and "bn".
+class ConvBatchNorm2dImpl : public BoundedModule {
+ public:
+  ConvBatchNorm2dImpl(BoundedConv2d conv, torch::nn::BatchNorm2d bn);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+  BoundedConv2d conv;
+  torch::nn::BatchNorm2d bn;
+};
+TORCH_MODULE(ConvBatchNorm2d);
+
+// For a model that registers its layers in a layout of its own (state-dict key names and order,
+// e.g. torchvision's, which model files and their weights digest pin) and runs them through a
+// composed tree kept OUTSIDE that layout (an unregistered member whose parts are the same module
+// objects): throws BoundError "WHAT: ..." naming the first parameter or buffer that the tree holds
+// and `owner` does not, or the reverse (compared by tensor identity). So every tensor the tree runs
+// and bounds is saved, loaded, moved and trained with the model, and every tensor the model saves
+// runs (and is bounded). The owner must also pass train()/eval() on to the tree.
+void require_same_tensors(torch::nn::Module& tree, torch::nn::Module& owner,
+                          const std::string& what);
 
 }  // namespace lmt::lipschitz

@@ -39,6 +39,8 @@ class BoundedLinearImpl : public BoundedModule, public SpectralOperator {
   void power_iteration_step(int iterations = 1) override;
   at::Tensor spectral_norm(BoundMode mode) override;
   at::Tensor power_iteration_vector() override { return pi_u; }
+  // The float64 SVD: exact.
+  SoundBound sound_bound() override;
 
   BoundedLinearOptions options;
   at::Tensor weight;
@@ -50,6 +52,14 @@ TORCH_MODULE(BoundedLinear);
 // 2-D convolution on a fixed input size (the bound of a strided or padded conv depends on it).
 // Parameters `weight` [out, in/groups, k, k] and `bias` [out]; buffer `pi_u` [1, in, H, W].
 // Initialised like torch::nn::Conv2d. Dilation is 1.
+//
+// residual_scale(alpha) > 0 makes the part the merged residual operator of a LiResNet block
+// (Hu et al. 2023): x -> x + alpha (W * x), computed as ONE convolution whose kernel is
+// alpha W plus the identity at its centre tap (operator_weight()). Power iteration, the kTrain
+// norm and the sound bound all see that merged kernel, so the block is bounded as one operator
+// (sigma(I + alpha W), close to 1 for a small alpha W) instead of 1 + alpha sigma(W). Needs
+// in == out channels, stride 1, groups 1, an odd kernel and padding kernel/2 (so the identity
+// keeps the grid), and no attached batch norm.
 struct BoundedConv2dOptions {
   BoundedConv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
                        int64_t input_height, int64_t input_width)
@@ -67,6 +77,7 @@ struct BoundedConv2dOptions {
   TORCH_ARG(int64_t, padding) = 0;
   TORCH_ARG(int64_t, groups) = 1;
   TORCH_ARG(bool, bias) = true;
+  TORCH_ARG(double, residual_scale) = 0.0;
 };
 
 class BoundedConv2dImpl : public BoundedModule, public SpectralOperator {
@@ -95,9 +106,19 @@ class BoundedConv2dImpl : public BoundedModule, public SpectralOperator {
   int64_t output_height() const;
   int64_t output_width() const;
 
+  // The kernel of the operator in `dtype` (differentiable in weight): weight itself, or for a
+  // merged residual operator residual_scale * weight + the identity at the centre tap.
+  at::Tensor operator_weight(at::ScalarType dtype) const;
+
   void power_iteration_step(int iterations = 1) override;
   at::Tensor spectral_norm(BoundMode mode) override;
   at::Tensor power_iteration_vector() override { return pi_u; }
+  // kSound is the smaller of the circulant bound and, where `limits` allow, the exact norm of
+  // the explicit matrix or the banded certificate, each with the float64 rounding allowance.
+  // spectral_norm(kSound) and sound_bound() use the limits of the active BoundMemo (defaults
+  // without one).
+  SoundBound sound_bound() override;
+  SoundBound sound_bound(const SoundBoundLimits& limits);
 
   // The operator without bias on a [B, in, H, W] tensor, and its adjoint on [B, out, Ho, Wo];
   // include the attached BN scaling. Exposed for tests.
@@ -110,6 +131,8 @@ class BoundedConv2dImpl : public BoundedModule, public SpectralOperator {
   at::Tensor pi_u;
 
  private:
+  // The operator's float64 kernel with the BN scaling folded in.
+  at::Tensor sound_kernel() const;
   torch::nn::BatchNorm2d batch_norm_{nullptr};
 };
 TORCH_MODULE(BoundedConv2d);

@@ -27,6 +27,26 @@ at::Tensor lmt_loss(const at::Tensor& logits, const at::Tensor& targets,
 at::Tensor lmt_pairwise_loss(const at::Tensor& logits, const at::Tensor& targets,
                              const HeadSplit& head, double c, bool clip_to_margin = false);
 
+// EMMA (Hu et al. 2023, "Unlocking Deep Lipschitz Certified Robustness", the loss of LiResNet):
+// with K[n, j] an upper bound of the Lipschitz constant of the margin F_t - F_j of sample n
+// (0 at the target t), each non-target logit is raised to the worst value it can reach inside
+// the eps ball, F_j + e_j eps K[n, j], with the per-class fraction
+// e_j = clip((F_t - F_j) / (K[n, j] eps), 0.01, 1) held constant in backward (no gradient), then
+// CE. A class already beaten by more than eps K gets the full shift, a closer one a shift equal
+// to its current margin (the radius it is certified at), a winning wrong class 0.01 of it.
+// Differences to the reference-code clip of lmt_loss(clip_to_margin): EMMA clips per class, not
+// one factor per sample; its floor is 0.01, not 0 (a misclassified point still pushes L down);
+// and eps is a radius in input space, where the LMT c is multiplied by sqrt(2) L.
+// `margin_lipschitz` [N, K] is differentiable (the loss then shrinks the bound too).
+at::Tensor emma_loss(const at::Tensor& logits, const at::Tensor& targets,
+                     const at::Tensor& margin_lipschitz, double eps);
+// K for a global bound L: sqrt(2) L for every non-target class ([N, K], 0 at the target).
+at::Tensor global_margin_lipschitz(const at::Tensor& logits, const at::Tensor& targets,
+                                   const at::Tensor& lipschitz_bound);
+// K for F = W h(x) + b: L_h ||w_t - w_j|| (the lmt-fc / LiResNet pairwise margin).
+at::Tensor pairwise_margin_lipschitz(const at::Tensor& logits, const at::Tensor& targets,
+                                     const HeadSplit& head);
+
 // c during a linear warm-up: c * min(1, epoch_progress / warmup_epochs) (c when warmup <= 0).
 // epoch_progress counts epochs done, fractional (epoch + step / steps_per_epoch).
 double lmt_c_at(double c, double warmup_epochs, double epoch_progress);

@@ -1,5 +1,6 @@
 // lmt::lipschitz: the parameter-free (or per-channel) network parts as BoundedModules: input
-// normalisation, activations, pooling, flatten, dropout, LipShiFT's shift and CenterNorm.
+// normalisation, activations, pooling, flatten, dropout and drop-path, LipShiFT's shift,
+// CenterNorm, per-channel scales, batch centring and a stand-alone batch norm.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/pimpl.h>
 
 #include <lmt/lipschitz/bounded_module.h>
@@ -31,6 +33,14 @@ class ReLUImpl : public BoundedModule {
   at::Tensor lipschitz_bound(BoundMode mode) override;
 };
 TORCH_MODULE(ReLU);
+
+// log(1 + exp(x)); bound 1 (its slope is the logistic function, in (0, 1)).
+class SoftplusImpl : public BoundedModule {
+ public:
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+};
+TORCH_MODULE(Softplus);
 
 // GroupSort-2 over adjacent channel pairs (2i, 2i+1) of dim 1 -> (min, max); bound 1.
 class MinMaxImpl : public BoundedModule {
@@ -90,6 +100,18 @@ class DropoutImpl : public BoundedModule {
 };
 TORCH_MODULE(Dropout);
 
+// Drop-path (stochastic depth) of a residual branch: while training, each sample of [N, ...] is
+// zeroed with probability p and the others scaled by 1/(1 - p); identity at eval. Bound 1 (never
+// scaled by a keep probability, like Dropout).
+class DropPathImpl : public BoundedModule {
+ public:
+  explicit DropPathImpl(double p);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+  double p;
+};
+TORCH_MODULE(DropPath);
+
 // ShiftViT / LipShiFT shift of [N, C, H, W]: with g = C / n_div, channel groups 0..3 move one
 // pixel left, right, up, down (zero fill), the rest stays; bound 1.
 class ShiftImpl : public BoundedModule {
@@ -113,6 +135,30 @@ class CenterNormImpl : public BoundedModule {
   at::Tensor weight, bias;
 };
 TORCH_MODULE(CenterNorm);
+
+// y_c = v_c x_c over the C channels of dim 1 (LipShiFT's learned per-channel scales). Parameter
+// `weight` (v, the given initial values); bound max_c |v_c| (max_abs_bound).
+class ChannelScaleImpl : public BoundedModule {
+ public:
+  explicit ChannelScaleImpl(at::Tensor initial);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+  at::Tensor weight;
+};
+TORCH_MODULE(ChannelScale);
+
+// A BatchNorm2d that does not directly follow a conv (after a residual sum, as in a pre-activation
+// block), bounded by the rule max_c |gamma_c| / sqrt(running_var_c + eps) (batch_norm_bound, eval
+// statistics). After a conv, ConvBatchNorm2d (compose.h) folds it into the conv instead. bn must
+// track running statistics. Registered as "bn".
+class BoundedBatchNorm2dImpl : public BoundedModule {
+ public:
+  explicit BoundedBatchNorm2dImpl(torch::nn::BatchNorm2d bn);
+  at::Tensor forward(const at::Tensor& x) override;
+  at::Tensor lipschitz_bound(BoundMode mode) override;
+  torch::nn::BatchNorm2d bn;
+};
+TORCH_MODULE(BoundedBatchNorm2d);
 
 // Batch centring ("mean-only batch norm", Salimans & Kingma 2016; the BatchCentering of
 // Trockman & Kolter 2021 and later Lipschitz networks): y = x - mean + beta per channel of an

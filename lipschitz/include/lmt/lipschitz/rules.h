@@ -1,6 +1,5 @@
 // lmt::lipschitz: the per-component Lipschitz rules (docs/methods.md#per-component-rules) as free
-// functions, for model code that composes its bound by hand (the plain modules in modules.h use
-// the same functions).
+// functions; the parts in modules.h and compose.h are these rules inside a composed network.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +25,8 @@ double global_avg_pool_bound(int64_t n);
 // Batch-norm with eval statistics: max_c |gamma_c| / sqrt(running_var_c + eps). kTrain is
 // differentiable in gamma; kSound is float64.
 at::Tensor batch_norm_bound(const torch::nn::BatchNorm2d& bn, BoundMode mode);
+// A per-channel scale y_c = v_c x_c: max_c |v_c|. kTrain is differentiable in v; kSound is float64.
+at::Tensor max_abs_bound(const at::Tensor& v, BoundMode mode);
 // Input normalisation (x - mean) / std: 1 / min_c std_c.
 double input_normalization_bound(const std::vector<double>& std);
 // CenterNorm y = gamma * (x - mean_C(x)) * C/(C-1) + beta: C/(C-1) * max |gamma| (the centring

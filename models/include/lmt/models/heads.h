@@ -8,16 +8,18 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <lmt/lipschitz/bounded_module.h>
 #include <lmt/models/model.h>
 
 namespace lmt::models {
 
-class HypersphereHeadImpl : public torch::nn::Module {
+class HypersphereHeadImpl : public lipschitz::BoundedModule {
  public:
   HypersphereHeadImpl(int64_t features, int64_t classes, double scale);
-  // s * (w_i / ||w_i||) . (z / ||z||) for every class i: [N, classes]. No Lipschitz bound: the
-  // feature normalization is unbounded near z = 0.
-  at::Tensor forward(const at::Tensor& features);
+  // s * (w_i / ||w_i||) . (z / ||z||) for every class i: [N, classes].
+  at::Tensor forward(const at::Tensor& features) override;
+  // Throws ModelError: no Lipschitz bound (the feature normalization is unbounded near z = 0).
+  at::Tensor lipschitz_bound(lipschitz::BoundMode mode) override;
   double scale() const { return scale_; }
 
   at::Tensor weight;  // [classes, features]

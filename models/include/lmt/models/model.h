@@ -41,6 +41,12 @@ struct ModelConfig {
   std::vector<int64_t> option_ints(const std::string& key, std::vector<int64_t> fallback) const;
   // The keys looked up so far by this config and its copies.
   std::shared_ptr<std::set<std::string>> read_options = std::make_shared<std::set<std::string>>();
+  // The value each option read took, defaults included, as JSON (4, 0.2, "cifar", [2,2]), shared
+  // like read_options: what an export records, so a reader needs no knowledge of the defaults.
+  std::shared_ptr<std::map<std::string, std::string>> resolved_options =
+      std::make_shared<std::map<std::string, std::string>>();
+  // Records the value an architecture chose itself for `key` (stem=auto -> "imagenet").
+  void resolve_option(const std::string& key, const std::string& value) const;
 
   // Line-oriented "key=value" text, stored inside model files and checkpoints.
   std::string serialize() const;
