@@ -16,24 +16,9 @@
 namespace lmt::attack {
 namespace {
 
-at::Tensor per_point(const at::Tensor& v, const at::Tensor& like) {
-  std::vector<int64_t> shape(like.dim(), 1);
-  shape[0] = like.size(0);
-  return v.reshape(shape);
-}
-
-// The reference start: Linf x + eps * t / max|t| (t uniform in [-1,1]); L2 x + eps * t / ||t||
-// (t Gaussian); then the box.
+// The reference start: x + eps * (a unit random direction), then the box.
 at::Tensor apgd_start(const at::Tensor& x, Norm norm, double eps, at::Generator& gen) {
-  at::Tensor t;
-  if (norm == Norm::kLinf) {
-    t = at::rand(x.sizes(), gen, x.options()) * 2 - 1;
-    t = t / per_point(t.flatten(1).abs().amax(1) + 1e-12, t);
-  } else {
-    t = at::randn(x.sizes(), gen, x.options());
-    t = t / per_point(t.flatten(1).norm(2, 1) + 1e-12, t);
-  }
-  return project(x + eps * t, x, norm, eps);
+  return project(x + eps * unit_random_direction(x, norm, gen), x, norm, eps);
 }
 
 // One APGD run on points that all start correct; the objective maps logits to per-point losses.
@@ -123,6 +108,15 @@ void check(const ApgdOptions& o, const char* name) {
 }
 
 }  // namespace
+
+at::Tensor unit_random_direction(const at::Tensor& x, Norm norm, at::Generator& gen) {
+  if (norm == Norm::kLinf) {
+    at::Tensor t = at::rand(x.sizes(), gen, x.options()) * 2 - 1;
+    return t / per_point(t.flatten(1).abs().amax(1) + 1e-12, t);
+  }
+  at::Tensor t = at::randn(x.sizes(), gen, x.options());
+  return t / per_point(t.flatten(1).norm(2, 1) + 1e-12, t);
+}
 
 at::Tensor dlr_targeted_loss(const at::Tensor& logits, const at::Tensor& y,
                              const at::Tensor& target) {

@@ -9,6 +9,8 @@
 #include <ATen/core/grad_mode.h>
 #include <lmt/models/model.h>
 
+#include "gradient.h"
+
 namespace lmt::attack {
 
 Norm parse_norm(const std::string& text) {
@@ -30,7 +32,7 @@ EvalMode::EvalMode(models::Model& model) : model_(model), was_training_(model.is
 }
 EvalMode::~EvalMode() { model_.train(was_training_); }
 
-static at::Tensor per_point(const at::Tensor& v, const at::Tensor& like) {
+at::Tensor per_point(const at::Tensor& v, const at::Tensor& like) {
   std::vector<int64_t> shape(like.dim(), 1);
   shape[0] = like.size(0);
   return v.reshape(shape);

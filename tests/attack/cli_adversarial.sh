@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lmt train --loss pgd-at / trades (and PGD-AT with the HE head) a few steps on Fashion-MNIST,
-# then lmt attack on the results (1 and 2 ranks) and on a briefly LMT-trained model; asserts the
-# JSON fields and their consistency (worst case <= every attack <= clean; certified <= attacked).
+# then lmt attack (AutoAttack's standard suite, shortened) on the results (1 and 2 ranks) and on a
+# briefly LMT-trained model; asserts the JSON fields and their consistency (each attack runs on the
+# survivors of the ones before: attacked = survivors, robust accuracy cumulative, worst case = the
+# last; certified <= attacked).
 source "$(dirname "$0")/../cli/lib.sh"  # LMT_TEST_TMP (fresh), fail, convert_fmnist
 set +e  # this script checks exit codes itself
 TMP="$LMT_TEST_TMP"
@@ -33,9 +35,15 @@ for key in ["command", "norm", "eps", "count", "clean_accuracy", "robust_accurac
     assert key in line, f"missing {key}: {line}"
 assert line["command"] == "attack" and line["count"] == n, line
 rob = line["robust_accuracy"]
-assert set(rob) == {"apgd-ce", "apgd-t", "square"}, rob
-for name, acc in rob.items():
-    assert line["worst_case_accuracy"] <= acc + 1e-12 <= line["clean_accuracy"] + 2e-12, (name, line)
+assert list(rob) == ["apgd-ce", "apgd-t", "fab-t", "square"], rob
+assert line["version"] == "custom", line  # shortened budgets
+survivors = round(line["clean_accuracy"] * n)
+for step in line["attacks"]:
+    assert step["attacked"] == survivors, (step, line)
+    survivors -= step["flipped"]
+    assert abs(step["robust_accuracy"] - survivors / n) < 1e-9, (step, line)
+    assert rob[step["attack"]] == step["robust_accuracy"] and step["seconds"] >= 0, (step, line)
+assert abs(line["worst_case_accuracy"] - survivors / n) < 1e-9, line
 assert line["outputs_look_like_probabilities"] is False, line
 if cert:
     assert "certified_accuracy" in line and line["certified_broken"] == 0, line
@@ -45,7 +53,8 @@ else:
 PY
 }
 
-ATTACK="--n 40 --batch-size 20 --apgd-iterations 20 --target-classes 3 --square-queries 100 --threads 1"
+ATTACK="--n 40 --batch-size 20 --apgd-iterations 20 --target-classes 3 --fab-iterations 10"
+ATTACK="$ATTACK --square-queries 100 --threads 1"
 # Bounded models attacked in L2 also report (and cross-check) the certified accuracy.
 for run in pgdat:Linf:0.1:0 trades:L2:1.0:1 pgdat_he:Linf:0.1:0 lmt:L2:0.3:1; do
   IFS=: read -r name norm eps cert <<<"$run"
@@ -70,8 +79,13 @@ if [ -f "$TMP/pgdat/model.pt" ]; then
     "$TMP/mpi.attack.json" || fail "2-rank world_size"
 fi
 
-# FAB-T is refused with a usage error (exit 2), not silently skipped.
+# --version standard refuses flags that change the suite, naming the flag (exit 2); untargeted
+# FAB is refused, not silently skipped.
 "$LMT_BIN" attack --model-file "$TMP/pgdat/model.pt" --data "$TMP/fm/test.h5" --norm L2 --eps 1 \
-  --attacks apgd-ce,fab-t >/dev/null 2>&1
-[ $? -eq 2 ] || fail "fab-t should be a usage error"
+  --version standard --square-queries 100 >/dev/null 2>"$TMP/standard.err"
+[ $? -eq 2 ] && grep -q "'--square-queries'.*--version custom" "$TMP/standard.err" \
+  || { fail "--version standard --square-queries 100 should be a usage error"; cat "$TMP/standard.err"; }
+"$LMT_BIN" attack --model-file "$TMP/pgdat/model.pt" --data "$TMP/fm/test.h5" --norm L2 --eps 1 \
+  --attacks apgd-ce,fab >/dev/null 2>&1
+[ $? -eq 2 ] || fail "untargeted fab should be a usage error"
 exit $status

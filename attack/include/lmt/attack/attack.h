@@ -1,5 +1,6 @@
 // lmt::attack: adversarial attacks on any classifier (logits = f(x), pixels in [0,1]) under an
-// L2 or Linf budget: PGD, APGD-CE, APGD-T (targeted DLR), Square, and their per-point worst case.
+// L2 or Linf budget: PGD, APGD-CE, APGD-T (targeted DLR), FAB-T, Square, and their per-point
+// worst case.
 #pragma once
 
 #include <cstdint>
@@ -114,12 +115,44 @@ AttackResult apgd_t(const Classifier& f, const at::Tensor& x, const at::Tensor& 
 at::Tensor dlr_targeted_loss(const at::Tensor& logits, const at::Tensor& y,
                              const at::Tensor& target);
 
+// ---- FAB-T (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive
+// boundary attack"), AutoAttack "standard" defaults (fab_pt.py) ---------------------------------
+struct FabOptions {
+  TORCH_ARG(Norm, norm) = Norm::kLinf;
+  TORCH_ARG(double, eps) = 0.0;  // a point is broken when FAB finds an adversarial within eps
+  TORCH_ARG(int, iterations) = 100;
+  // per target class; every restart after the first starts at a random point of the eps/2 ball
+  TORCH_ARG(int, restarts) = 1;
+  TORCH_ARG(int, target_classes) = 9;  // the 2nd .. (target_classes+1)-th most likely classes
+  TORCH_ARG(double, alpha_max) = 0.1;  // largest weight of the step from the original point
+  TORCH_ARG(double, eta) = 1.05;       // overshoot past the linearized boundary
+  TORCH_ARG(double, beta) = 0.9;       // backward step toward x after each success
+  TORCH_ARG(uint64_t, seed) = 0;
+};
+
+// Targeted FAB: per target class, `iterations` steps toward the projection of the iterate (and
+// of x) onto the linearized boundary z_t = z_y within [0,1], keeping the smallest misclassified
+// iterate; each target class attacks the points not yet broken within eps. `distance`, when
+// given, receives per point the norm of the smallest adversarial found (float64 [N]; 0 for points
+// misclassified clean, inf where none was found), which may exceed eps.
+AttackResult fab_t(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
+                   const FabOptions& options, at::Tensor* distance = nullptr);
+
+// FAB's building block: per row of t [M,D], the smallest d in `norm` (L2 or Linf) with
+// w.(t + d) = b and t + d in [0,1]^D (w [M,D], b [M]); where the box cannot reach the plane, the
+// box corner nearest to it. Float64.
+at::Tensor hyperplane_box_projection(const at::Tensor& t, const at::Tensor& w, const at::Tensor& b,
+                                     Norm norm);
+
 // ---- Square (Andriushchenko et al. 2020): black-box, forward passes only ---------------------
 struct SquareOptions {
   TORCH_ARG(Norm, norm) = Norm::kLinf;
   TORCH_ARG(double, eps) = 0.0;
   TORCH_ARG(int, queries) = 5000;
   TORCH_ARG(double, p_init) = 0.8;
+  // false (AutoAttack's resc_schedule=False): p halves at iterations 10, 50, 200, ... whatever the
+  // budget; true (the paper's square-attack code): the schedule is stretched to `queries`.
+  TORCH_ARG(bool, rescale_schedule) = false;
   TORCH_ARG(uint64_t, seed) = 0;
 };
 AttackResult square(const Classifier& f, const at::Tensor& x, const at::Tensor& y,
