@@ -1,10 +1,11 @@
 // lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE: trained
-// weights for other tools (see train/export.h for the formats).
+// weights for other tools (see train/export.h for the formats; torch: metadata in FILE.json).
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include <lmt/data/dataset_file.h>
+#include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/train/checkpoint.h>
 #include <lmt/train/export.h>
@@ -37,6 +38,7 @@ struct ExportCommandOptions {
   std::string out;
   std::string data;  // empty: the run's config.ini names it
   bool bound = true;
+  bool torchvision_stem = false;
 };
 
 options::Schema<ExportCommandOptions> export_schema() {
@@ -51,7 +53,7 @@ options::Schema<ExportCommandOptions> export_schema() {
   s.add<ExportFormat>(
       Spec("format",
            "safetensors (weights, buffers, metadata) or torch (state_dict for "
-           "torch.load)")
+           "torch.load(weights_only=True), metadata beside it in FILE.json)")
           .required(),
       [](auto& o) -> auto& { return o.format; });
   s.add<std::string>(
@@ -60,8 +62,14 @@ options::Schema<ExportCommandOptions> export_schema() {
       Spec("data", "dataset for the class names (default: the run's config.ini)").value("DIR|FILE"),
       [](auto& o) -> auto& { return o.data; });
   s.add<bool>(
-      Spec("bound", "compute the sound Lipschitz bound for the safetensors metadata"),
+      Spec("bound", "compute the sound Lipschitz bound for the metadata"),
       [](auto& o) -> auto& { return o.bound; });
+  s.add<bool>(Spec("torchvision-stem",
+                   "make a resnet18/34/50 with the ImageNet stem load into torchvision's: a "
+                   "1-channel conv1 is repeated over 3 channels / 3 (exact on grey images "
+                   "replicated to RGB); refused, saying why, for any other model")
+                  .as_switch(),
+              [](auto& o) -> auto& { return o.torchvision_stem; });
   return s;
 }
 
@@ -81,7 +89,8 @@ int run_export(int argc, char** argv, Session& /*session*/) {
   ExportCommandOptions o;
   if (!parse_options(
           "export",
-          "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE",
+          "lmt export (--model-file PATH | --checkpoint DIR) --format safetensors|torch --out FILE "
+          "[--torchvision-stem]",
           schema, argc, argv, o))
     return 0;
   if (o.model_file.empty() == o.checkpoint.empty())
@@ -100,26 +109,37 @@ int run_export(int argc, char** argv, Session& /*session*/) {
   }
   auto& model = *loaded.model;
   model.eval();
-  if (!safetensors) {
-    train::write_torch_state_dict(o.out, model);
+  // The torch export drops lmt's power-iteration vectors (torchvision key names, strict loads).
+  auto tensors = train::exported_tensors(model, /*lmt_internal=*/safetensors);
+  std::string data = !o.data.empty() ? o.data : data_from_config(config_ini);
+  if (!data.empty() && fs::is_directory(data)) data += "/train.h5";
+  std::vector<std::string> class_names;
+  if (!data.empty() && fs::exists(data)) {
+    class_names = data::read_dataset_info(data).class_names;
   } else {
-    std::string data = !o.data.empty() ? o.data : data_from_config(config_ini);
-    if (!data.empty() && fs::is_directory(data)) data += "/train.h5";
-    std::vector<std::string> class_names;
-    if (!data.empty() && fs::exists(data)) {
-      class_names = data::read_dataset_info(data).class_names;
-    } else {
-      std::cerr << "export: no dataset found for class names (give --data)\n";
-    }
-    auto metadata = train::export_metadata(model, class_names, loaded.metadata, o.bound);
-    train::write_safetensors(o.out, model, metadata);
+    std::cerr << "export: no dataset found for class names (give --data)\n";
+  }
+  // The bound is of the unconverted network: --torchvision-stem drops it, so skip its cost.
+  auto metadata = train::export_metadata(model, class_names, loaded.metadata,
+                                         o.bound && !o.torchvision_stem);
+  if (o.torchvision_stem) train::convert_to_torchvision_stem(model, tensors, &metadata);
+  const std::string metadata_file = o.out + ".json";
+  if (safetensors) {
+    train::write_safetensors(o.out, tensors, metadata);
+  } else {
+    // A state_dict holds tensors only: the metadata (for python/lmt_models.py) goes beside it.
+    io::JsonLine json;
+    for (const auto& [k, v] : metadata) json.add(k, v);
+    train::write_torch_state_dict(o.out, tensors);
+    io::write_file_atomic(metadata_file, json.str() + "\n");  // IoError names the file
   }
   io::JsonLine line;
   line.add("command", "export")
       .add("model", model.config().name)
       .add("format", options::to_string(o.format))
       .add("out", o.out)
-      .add("tensors", int64_t(train::exported_tensors(model, safetensors).size()));
+      .add("tensors", int64_t(tensors.size()));
+  if (!safetensors) line.add("metadata", metadata_file);
   std::cout << line.str() << std::endl;
   return 0;
 }

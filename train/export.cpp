@@ -3,10 +3,12 @@
 // atomic write (a full disk: one named error, the previous file kept).
 #include <lmt/train/export.h>
 
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
-#include <torch/csrc/jit/serialization/pickle.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
@@ -69,9 +71,8 @@ bool is_lmt_internal(const std::string& name) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, at::Tensor>> exported_tensors(models::Model& model,
-                                                                 bool lmt_internal) {
-  std::vector<std::pair<std::string, at::Tensor>> tensors;
+NamedTensors exported_tensors(models::Model& model, bool lmt_internal) {
+  NamedTensors tensors;
   for (const auto& item : model.named_parameters())
     if (item.value().defined()) tensors.emplace_back(item.key(), item.value().detach());
   for (const auto& item : model.named_buffers())
@@ -92,11 +93,20 @@ std::map<std::string, std::string> export_metadata(models::Model& model,
   meta["num_classes"] = std::to_string(c.num_classes);
   meta["input_shape"] = "[" + std::to_string(c.channels) + "," + std::to_string(c.height) + "," +
                         std::to_string(c.width) + "]";
-  std::string options = "{";
-  for (const auto& [k, v] : c.options)
-    options += (options.size() > 1 ? "," : "") + io::json_escape(k) + ":" + io::json_escape(v);
-  meta["model_options"] = options + "}";
-  meta["model_config"] = c.serialize();
+  io::JsonLine resolved, given;
+  for (const auto& [k, v] : *c.resolved_options) resolved.add_raw(k, v);
+  for (const auto& [k, v] : c.options) given.add(k, v);
+  meta["model_options"] = resolved.str();
+  io::JsonLine config;
+  config.add("name", c.name)
+      .add("num_classes", c.num_classes)
+      .add("channels", c.channels)
+      .add("height", c.height)
+      .add("width", c.width)
+      .add_raw("mean", json_floats(c.mean))
+      .add_raw("std", json_floats(c.std))
+      .add_raw("options", given.str());
+  meta["model_config"] = config.str();
   if (!c.mean.empty()) {
     meta["normalization_mean"] = json_floats(c.mean);
     meta["normalization_std"] = json_floats(c.std);
@@ -109,19 +119,70 @@ std::map<std::string, std::string> export_metadata(models::Model& model,
   }
   if (with_bound && model.has_bound()) {
     at::NoGradGuard no_grad;
+    const double value = model.lipschitz_bound(lipschitz::BoundMode::kSound).item<double>();
     std::ostringstream bound;
     bound.precision(17);
-    bound << model.lipschitz_bound(lipschitz::BoundMode::kSound).item<double>();
-    meta["lipschitz_bound"] = bound.str();
+    bound << value;
+    // A JSON number; an overflowed bound as the JSON string "inf".
+    meta["lipschitz_bound"] = std::isfinite(value) ? bound.str() : io::json_escape(bound.str());
     meta["lipschitz_bound_mode"] = "sound (l2, input pixels in [0,1] to logits)";
   }
   for (const auto& [k, v] : extra) meta["train." + k] = v;
   return meta;
 }
 
-void write_safetensors(const std::string& path, models::Model& model,
+void convert_to_torchvision_stem(models::Model& model, NamedTensors& tensors,
+                                 std::map<std::string, std::string>* metadata) {
+  const auto& c = model.config();
+  const auto& resolved = *c.resolved_options;
+  auto option = [&](const std::string& key) {
+    auto it = resolved.find(key);
+    return it == resolved.end() ? std::string("?") : it->second;
+  };
+  const std::string why = "--torchvision-stem: " + c.name + " ";
+  if (c.name != "resnet18" && c.name != "resnet34" && c.name != "resnet50")
+    throw TrainError(why + "has no torchvision twin (only resnet18/34/50 do); " +
+                     "python/lmt_models.py defines it for PyTorch");
+  const std::pair<const char*, const char*> needed[] = {
+      {"stem", "\"imagenet\""}, {"width", "64"}, {"norm", "\"batch\""}, {"head", "\"linear\""}};
+  for (const auto& [key, value] : needed)
+    if (option(key) != value)
+      throw TrainError(why + "has model option " + key + "=" + option(key) + " but torchvision's " +
+                       c.name + " has " + key + "=" + value +
+                       " (7x7/2 conv + max-pool stem, 64 channels, batch norm, linear fc); " +
+                       "python/lmt_models.py loads this model as it is");
+  if (c.channels == 3) return;  // already torchvision's stem
+  if (c.channels != 1)
+    throw TrainError(why + "takes " + std::to_string(c.channels) +
+                     " input channels; the conversion is defined for 1 (grey) and 3 only");
+  bool converted = false;
+  NamedTensors kept;
+  for (auto& [name, tensor] : tensors) {
+    if (is_lmt_internal(name)) continue;  // the 1-channel operators' vectors
+    if (name == "conv1.weight") {
+      tensor = tensor.repeat({1, 3, 1, 1}) / 3.0;
+      converted = true;
+    }
+    kept.emplace_back(name, tensor);
+  }
+  if (!converted) throw TrainError(why + "has no tensor 'conv1.weight' to convert");
+  tensors = std::move(kept);
+  if (!metadata) return;
+  auto& meta = *metadata;
+  meta["input_shape"] = "[3," + std::to_string(c.height) + "," + std::to_string(c.width) + "]";
+  if (!c.mean.empty()) {
+    meta["normalization_mean"] = json_floats(std::vector<float>(3, c.mean[0]));
+    meta["normalization_std"] = json_floats(std::vector<float>(3, c.std[0]));
+  }
+  meta.erase("lipschitz_bound");
+  meta.erase("lipschitz_bound_mode");
+  meta["torchvision_stem"] =
+      "conv1.weight repeated from 1 to 3 input channels and divided by 3: feed the grey image "
+      "replicated to RGB; the lmt model's bound is not recorded (it is for 1 channel)";
+}
+
+void write_safetensors(const std::string& path, const NamedTensors& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  auto tensors = exported_tensors(model, /*lmt_internal=*/true);
   std::string header = "{\"__metadata__\":{";
   bool first = true;
   for (const auto& [k, v] : metadata) {
@@ -155,12 +216,33 @@ void write_safetensors(const std::string& path, models::Model& model,
   write_export(path, parts);
 }
 
-void write_torch_state_dict(const std::string& path, models::Model& model) {
+void write_torch_state_dict(const std::string& path, const NamedTensors& tensors) {
   c10::Dict<std::string, at::Tensor> dict;
-  for (auto& [name, tensor] : exported_tensors(model, /*lmt_internal=*/false))
-    dict.insert(name, tensor.cpu().contiguous());
-  std::vector<char> bytes = torch::jit::pickle_save(c10::IValue(dict));
-  write_export(path, {std::string_view(bytes.data(), bytes.size())});
+  for (const auto& [name, tensor] : tensors) dict.insert(name, tensor.cpu().contiguous());
+  // The pickle: without aggregate tags the dict is a plain EMPTY_DICT/SETITEMS; each tensor is
+  // a _rebuild_tensor_v2 call on a persistent storage id whose key indexes tensorData().
+  std::string pickle;
+  torch::jit::Pickler pickler([&](const char* data, size_t size) { pickle.append(data, size); },
+                              /*tensor_table=*/nullptr, /*type_renamer=*/nullptr,
+                              /*memoized_class_types=*/nullptr, /*get_tensor_id=*/nullptr,
+                              /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::string archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+    archive.append(static_cast<const char*>(data), size);
+    return size;
+  });
+  writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+  writer.writeRecord("byteorder", "little", 6);  // as torch.save writes since 2.0
+  const auto& storages = pickler.tensorData();
+  for (size_t i = 0; i < storages.size(); ++i) {
+    auto data = torch::jit::getWriteableTensorData(storages[i]);
+    writer.writeRecord("data/" + std::to_string(i), data.data(), data.sizeInBytes());
+  }
+  writer.writeEndOfFile();
+  write_export(path, {archive});
 }
 
 }  // namespace lmt::train
