@@ -4,6 +4,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <chrono>
 #include <cmath>
 
 #include <lmt/train/evaluate.h>
@@ -12,7 +13,7 @@
 namespace lmt::train {
 
 CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communicator* comm,
-                      const CertifyOptions& options) {
+                      const CertifyOptions& options, const BatchVisitor& visit) {
   if (!model.has_bound())
     throw TrainError("model '" + model.config().name +
                      "' has no finite global Lipschitz bound; certification refused (attack it "
@@ -28,10 +29,18 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
   at::Tensor sound;
   lipschitz::HeadSplit head;
   try {
+    // Each operator's bounds once: the model's bound, the head split and the per-layer report
+    // share them.
+    lipschitz::BoundMemo memo(options.bound_limits());
+    const auto start = std::chrono::steady_clock::now();
     sound = model.lipschitz_bound(lipschitz::BoundMode::kSound).to(at::kDouble);
     result.sound_bound = sound.item<double>();
     result.estimate_bound = model.lipschitz_bound(lipschitz::BoundMode::kEstimate).item<double>();
     head = model.head_split(lipschitz::BoundMode::kSound);
+    for (auto& named : lipschitz::spectral_operators(model))
+      result.layers.emplace_back(named.name, named.op->sound_bound());
+    result.bound_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } catch (const std::exception& e) {
     const std::string what = e.what();
     throw TrainError(options.model_source() + ": cannot compute the sound Lipschitz bound: " +
@@ -60,6 +69,7 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
     }
     radii.index_put_({batch.indices}, r.to(at::kDouble));
     correct.index_put_({batch.indices}, logits.argmax(1).eq(batch.labels).to(at::kDouble));
+    if (visit) visit(batch, logits);
   });
   if (comm && comm->size() > 1) {
     comm->all_reduce(radii, dist::ReduceOp::kSum);

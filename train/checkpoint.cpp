@@ -100,7 +100,8 @@ std::string new_run_id() {
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
                              int64_t keep_last,
-                             const std::function<void(const std::string&)>& after_file) {
+                             const std::function<void(const std::string&)>& after_file,
+                             models::Model* ema) {
   const std::string root = checkpoints_root(run_dir);
   const std::string final_dir = checkpoint_path(run_dir, state.position.global_step);
   const std::string name = fs::path(final_dir).filename().string();
@@ -126,6 +127,10 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     };
     put("model.pt", models::serialize_model_file(
                         model, {{"steps", std::to_string(state.position.global_step)}}));
+    if (ema)
+      put("ema.pt", models::serialize_model_file(
+                        *ema, {{"steps", std::to_string(state.position.global_step)},
+                               {"weights", "ema"}}));
     {
       torch::serialize::OutputArchive archive;
       optimizer.save(archive);
@@ -148,6 +153,8 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
       archive.write("config", c10::IValue(state.config));
       archive.write("run_id", c10::IValue(state.run_id));
       archive.write("sequence", c10::IValue(sequence));
+      archive.write("best_value", c10::IValue(state.best_value));
+      archive.write("best_epoch", c10::IValue(state.best_epoch));
       put("state.pt", archive_bytes(archive));
     }
     put("config.ini", state.config);
@@ -282,26 +289,32 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
     s.config = get("config").toStringRef();
     archive.read("rng_states", s.rng_states, /*is_buffer=*/true);
     archive.read("epoch_sums", s.epoch_sums, /*is_buffer=*/true);
-    c10::IValue run_id, sequence;
+    c10::IValue run_id, sequence, best_value, best_epoch;
     if (archive.try_read("run_id", run_id)) s.run_id = run_id.toStringRef();
     if (archive.try_read("sequence", sequence)) s.sequence = sequence.toInt();
+    if (archive.try_read("best_value", best_value)) s.best_value = best_value.toDouble();
+    if (archive.try_read("best_epoch", best_epoch)) s.best_epoch = best_epoch.toInt();
   } catch (const std::exception& e) {
     throw TrainError(path + ": cannot read checkpoint state: " + first_line(e.what()));
   }
   return s;
 }
 
-models::LoadedModel read_checkpoint_model(const std::string& dir) {
+static models::LoadedModel read_model(const std::string& path) {
   try {
-    return models::load_model_file(dir + "/model.pt");
+    return models::load_model_file(path);
   } catch (const std::exception& e) {
     throw TrainError(first_line(e.what()));
   }
 }
 
-void load_checkpoint_model(const std::string& dir, models::Model& model) {
-  auto saved = read_checkpoint_model(dir).model;
-  const std::string path = dir + "/model.pt";
+models::LoadedModel read_checkpoint_model(const std::string& dir) {
+  return read_model(fs::exists(dir + "/ema.pt") ? dir + "/ema.pt" : dir + "/model.pt");
+}
+
+// Copies the model file's parameters and buffers into `model` in place.
+static void load_model_into(const std::string& path, models::Model& model) {
+  auto saved = read_model(path).model;
   at::NoGradGuard no_grad;
   auto copy_all = [&](auto target, auto source, const char* kind) {
     for (auto& item : target) {
@@ -319,6 +332,16 @@ void load_checkpoint_model(const std::string& dir, models::Model& model) {
   };
   copy_all(model.named_parameters(), saved->named_parameters(), "parameter");
   copy_all(model.named_buffers(), saved->named_buffers(), "buffer");
+}
+
+void load_checkpoint_model(const std::string& dir, models::Model& model) {
+  load_model_into(dir + "/model.pt", model);
+}
+
+void load_checkpoint_ema(const std::string& dir, models::Model& ema) {
+  if (!fs::exists(dir + "/ema.pt"))
+    throw TrainError(dir + "/ema.pt: missing (a checkpoint written without --ema-decay?)");
+  load_model_into(dir + "/ema.pt", ema);
 }
 
 // LibTorch's Optimizer::load takes per-parameter state of any shape; the mismatch would only

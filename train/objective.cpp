@@ -33,20 +33,32 @@ class LipschitzMargin : public Objective {
 
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double epoch_progress) override {
-    const double c =
-        lipschitz::lmt_c_at(options_.lmt_c(), options_.lmt_c_warmup_epochs(), epoch_progress);
     ObjectiveOutput out;
     out.logits = model.forward(images);
+    const bool emma = options_.loss() == Loss::kEmma;
+    // EMMA's radius ramps like the adversarial eps (--eps-warmup), LMT's c by --lmt-c-warmup.
+    const double eps = emma ? lipschitz::lmt_c_at(options_.emma_eps(), options_.eps_warmup_epochs(),
+                                                  epoch_progress)
+                            : 0.0;
+    const double c =
+        lipschitz::lmt_c_at(options_.lmt_c(), options_.lmt_c_warmup_epochs(), epoch_progress);
     if (options_.lmt_head() == LmtHead::kPairwise) {
       auto head = model.head_split(lipschitz::BoundMode::kTrain);
       if (!head.defined())
         throw TrainError("--lmt-head pairwise: model '" + model.config().name +
                          "' does not end in a linear layer");
       out.bound = head.body_bound;
-      out.loss = lipschitz::lmt_pairwise_loss(out.logits, labels, head, c, options_.lmt_clip());
+      out.loss =
+          emma ? lipschitz::emma_loss(
+                     out.logits, labels,
+                     lipschitz::pairwise_margin_lipschitz(out.logits, labels, head), eps)
+               : lipschitz::lmt_pairwise_loss(out.logits, labels, head, c, options_.lmt_clip());
     } else {
       out.bound = model.lipschitz_bound(lipschitz::BoundMode::kTrain);
-      out.loss = lipschitz::lmt_loss(out.logits, labels, out.bound, c, options_.lmt_clip());
+      out.loss = emma ? lipschitz::emma_loss(
+                            out.logits, labels,
+                            lipschitz::global_margin_lipschitz(out.logits, labels, out.bound), eps)
+                      : lipschitz::lmt_loss(out.logits, labels, out.bound, c, options_.lmt_clip());
     }
     return out;
   }
@@ -59,7 +71,8 @@ class LipschitzMargin : public Objective {
 
 std::unique_ptr<Objective> make_objective(const TrainOptions& options) {
   if (auto robust = make_robust_objective(options)) return robust;  // pgd-at, trades, HE, augment
-  if (options.loss() == Loss::kLmt) return std::make_unique<LipschitzMargin>(options);
+  if (options.loss() == Loss::kLmt || options.loss() == Loss::kEmma)
+    return std::make_unique<LipschitzMargin>(options);
   return std::make_unique<CrossEntropy>(options.label_smoothing());
 }
 

@@ -48,13 +48,24 @@ void check_options(const TrainOptions& o, int world_size) {
                      ") must be divisible by the ranks times --accum-steps (" +
                      std::to_string(world_size) + " x " + std::to_string(o.accum_steps()) + ")");
   const bool he = uses_hypersphere_head(o), augment = uses_augmentation(o);
-  if (o.loss() == Loss::kLmt && (he || augment))
-    throw TrainError(std::string("--loss lmt: ") +
+  const bool margin_loss = o.loss() == Loss::kLmt || o.loss() == Loss::kEmma;
+  if (margin_loss && (he || augment))
+    throw TrainError(std::string("--loss ") + options::to_string(o.loss()) + ": " +
                      (he ? "the HE head (head=he) has no Lipschitz bound"
                          : "--mixup/--cutmix/--randaugment/--random-erasing are implemented for "
                            "--loss ce, pgd-at and trades only"));
-  if (o.label_smoothing() > 0 && o.loss() == Loss::kLmt)
+  if (o.loss() == Loss::kEmma && !(o.emma_eps() > 0))
+    throw TrainError("--emma-eps: --loss emma needs eps > 0");
+  if (o.label_smoothing() > 0 && margin_loss)
     throw TrainError("--label-smoothing: implemented for --loss ce, pgd-at and trades");
+  if (o.ema_warmup() && !(o.ema_decay() > 0))
+    throw TrainError("--ema-warmup: needs --ema-decay > 0");
+  if (!o.init_from_skip().empty() && o.init_from().empty())
+    throw TrainError("--init-from-skip: needs --init-from");
+  if (o.keep_best().metric == KeepBest::Metric::kCertified && he)
+    throw TrainError("--keep-best " + options::join(options::Codec<KeepBest>::format(
+                                          o.keep_best())) +
+                     ": the HE head (head=he) has no Lipschitz bound");
   if ((o.loss() == Loss::kPgdAt || o.loss() == Loss::kTrades) && !(o.adv_eps() > 0))
     throw TrainError(std::string("--eps: --loss ") + options::to_string(o.loss()) +
                      " needs eps > 0");
@@ -70,3 +81,38 @@ std::string first_run_difference(const std::string& saved_config, const TrainOpt
 }
 
 }  // namespace lmt::train
+
+namespace lmt::options {
+
+Items Codec<train::KeepBest>::format(const train::KeepBest& v) {
+  switch (v.metric) {
+    case train::KeepBest::Metric::kTestAccuracy:
+      return {"test-accuracy"};
+    case train::KeepBest::Metric::kCertified:
+      return {"certified@" + format_number(v.eps)};
+    default:
+      return {""};
+  }
+}
+
+train::KeepBest Codec<train::KeepBest>::parse(const Spec& s, const Items& items) {
+  const std::string& text = single(s, items);
+  train::KeepBest v;
+  const std::string certified = "certified@";
+  if (text == "test-accuracy") {
+    v.metric = train::KeepBest::Metric::kTestAccuracy;
+  } else if (text.rfind(certified, 0) == 0) {
+    v.metric = train::KeepBest::Metric::kCertified;
+    try {
+      v.eps = parse_number(s.name, text.substr(certified.size()));
+    } catch (const OptionError&) {
+      invalid(s, text, "certified@EPS with a number EPS, e.g. certified@0.5 or certified@36/255");
+    }
+    if (!(v.eps > 0) || v.eps == kInf) invalid(s, text, "certified@EPS with 0 < EPS < inf");
+  } else if (!text.empty()) {
+    invalid(s, text, "test-accuracy or certified@EPS");
+  }
+  return v;
+}
+
+}  // namespace lmt::options

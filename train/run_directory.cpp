@@ -77,7 +77,7 @@ std::string existing_run_file(const std::string& run_dir) {
 
 void remove_previous_run(const std::string& run_dir) {
   try {
-    for (const char* file : {"model.pt", "metrics.jsonl", "config.ini"})
+    for (const char* file : {"model.pt", "model_best.pt", "metrics.jsonl", "config.ini"})
       fs::remove(run_dir + "/" + file);
     fs::remove_all(checkpoints_root(run_dir));
   } catch (const std::exception& e) {

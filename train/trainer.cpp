@@ -18,8 +18,10 @@
 #include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/lipschitz/bounded_module.h>
+#include <lmt/lipschitz/certify.h>
 #include <lmt/train/checkpoint.h>
 #include <lmt/train/evaluate.h>
+#include <lmt/train/init_from.h>
 #include <lmt/train/objective.h>
 #include <lmt/train/optimizer.h>
 #include <lmt/train/run_directory.h>
@@ -93,8 +95,23 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   config.options = o.model_options();
   torch::manual_seed(o.seed());
   s.model = models::make_model(config);
+  if (!o.init_from().empty()) {
+    // Every rank reads the file (the broadcast below would make them agree anyway); a file that
+    // does not fit fails on all of them alike.
+    const auto report = load_initial_weights(o.init_from(), *s.model, o.init_from_skip());
+    s.init_note = "--init-from " + o.init_from() + ": " + std::to_string(report.loaded) +
+                  " tensors loaded";
+    if (!report.skipped.empty())
+      s.init_note += "; left as initialized (--init-from-skip): " + options::join(report.skipped);
+  }
+  if (o.keep_best().metric == KeepBest::Metric::kCertified && !s.model->has_bound())
+    throw TrainError("--keep-best " + options::join(options::Codec<KeepBest>::format(
+                                          o.keep_best())) +
+                     ": model '" + o.model() + "' has no finite Lipschitz bound");
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);
+  if (o.ema_decay() > 0)
+    s.ema = std::make_unique<ModelEma>(*s.model, o.ema_decay(), o.ema_warmup());
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (const auto& item : s.model->named_parameters()) named.emplace_back(item.key(), item.value());
   s.optimizer = make_optimizer(o, named);
@@ -123,8 +140,13 @@ void Trainer::on_finish(std::function<void(models::Model&, double)> listener) {
 void Trainer::on_checkpoint_file(std::function<void(const std::string&)> listener) {
   state_->checkpoint_file_listeners.push_back(std::move(listener));
 }
+void Trainer::on_eval_batch(BatchVisitor listener) {
+  state_->eval_batch_listeners.push_back(std::move(listener));
+}
 models::Model& Trainer::model() { return *state_->model; }
+models::Model& Trainer::evaluated_model() { return state_->evaluated(); }
 const TrainOptions& Trainer::options() const { return state_->options; }
+int64_t Trainer::test_images() const { return state_->test_loader->info().size; }
 bool Trainer::done() const { return state_->done(); }
 
 static std::string layer_bounds_json(models::Model& model) {
@@ -181,6 +203,14 @@ void Trainer::begin() {
             " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
             std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) +
             " steps/epoch, " + std::to_string(s.total_steps) + " steps");
+  if (!s.init_note.empty()) s.message(s.init_note);
+  if (s.ema) {
+    std::ostringstream text;
+    text << "EMA of the weights, decay " << o.ema_decay()
+         << (o.ema_warmup() ? " (warm-up min(D, (1+n)/(10+n)))" : "")
+         << ": evaluation, model.pt and exports use it";
+    s.message(text.str());
+  }
   s.restore();
   // Nothing is written into the run directory before here: a refused resume leaves it as it was.
   if (s.is_root()) {
@@ -216,12 +246,40 @@ void Trainer::State::open_epoch() {
   epoch_open = true;
 }
 
+// Collective every log_every steps: the means over every rank's batches since the last step line
+// (one all-reduce of three numbers), the metrics.jsonl step line on rank 0, a new window.
+void Trainer::State::write_step_line(StepResult& r) {
+  std::vector<double> sums{window_loss_sum, window_correct, window_seen};
+  if (comm->size() > 1) sums = dist::all_reduce_doubles(*comm, sums, dist::ReduceOp::kSum);
+  if (sums[2] > 0) {
+    r.window_loss = sums[0] / sums[2];
+    r.window_accuracy = sums[1] / sums[2];
+  }
+  if (is_root() && r.window_loss) {
+    io::JsonLine line;
+    line.add("type", "step")
+        .add("epoch", r.epoch + 1)
+        .add("step", r.global_step)
+        .add("loss", *r.window_loss)
+        .add("train_accuracy", *r.window_accuracy)
+        .add("lr", r.lr);
+    if (r.bound) line.add("lipschitz_bound", *r.bound);
+    if (r.grad_norm) line.add("grad_norm", *r.grad_norm);
+    line.add("images_per_s", window_s > 0 ? double(window_images) / window_s : 0.0)
+        .add("wall_s", wall_s());
+    metrics.write(line);
+  }
+  window_loss_sum = window_correct = window_seen = window_s = 0;
+  window_images = 0;
+}
+
 std::optional<StepResult> Trainer::step() {
   auto& s = *state_;
   begin();
   if (s.done()) return std::nullopt;
   if (!s.epoch_open) s.open_epoch();
   if (s.global_step >= s.total_steps) return std::nullopt;
+  const auto step_start = Clock::now();
   auto batch = s.train_loader->next();
   if (!batch) return std::nullopt;
   const auto& o = s.options;
@@ -255,14 +313,20 @@ std::optional<StepResult> Trainer::step() {
   if (o.grad_clip_norm() > 0)
     r.grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.grad_clip_norm());
   s.optimizer->step();
+  if (s.ema) s.ema->update(*s.model, s.global_step);  // the global_step-th update, 0-based
 
   r.loss = out.loss.item<double>();
   if (out.bound.defined()) r.bound = out.bound.item<double>();  // read once, used twice below
   check_not_diverged(r.loss, out.logits, r.bound, s.global_step + 1, lr);
   const double n = double(batch->labels.size(0));
   s.loss_sum += r.loss * n;
-  s.correct += out.logits.argmax(1).eq(batch->labels).sum().item<double>();
+  const double correct = out.logits.argmax(1).eq(batch->labels).sum().item<double>();
+  s.correct += correct;
   s.seen += n;
+  s.window_loss_sum += r.loss * n;
+  s.window_correct += correct;
+  s.window_seen += n;
+  s.window_images += batch->global_batch_size;
   if (r.bound) s.last_bound = *r.bound;
   s.images_in_epoch += batch->global_batch_size;
   ++s.global_step;
@@ -279,6 +343,8 @@ std::optional<StepResult> Trainer::step() {
   r.last_bound = s.last_bound;
   r.images_per_s = double(s.images_in_epoch) / seconds_since(s.epoch_start);
   r.elapsed_s = seconds_since(s.run_start);
+  s.window_s += seconds_since(step_start);
+  if (s.global_step % o.log_every() == 0) s.write_step_line(r);
   for (const auto& l : s.step_listeners) l(r);
   return r;
 }
@@ -290,7 +356,20 @@ EpochResult Trainer::end_epoch() {
   const double epoch_s = seconds_since(s.epoch_start);
   auto sums =
       dist::all_reduce_doubles(*s.comm, {s.loss_sum, s.correct, s.seen}, dist::ReduceOp::kSum);
-  EvalResult test = evaluate(*s.model, *s.test_loader, s.comm.get());
+  // --keep-best certified@EPS: each test point's radius at L = 1 (margin / sqrt2), this rank's
+  // shard; keep_best() divides by the bounds.
+  const bool certified = o.keep_best().metric == KeepBest::Metric::kCertified;
+  const double train_bound = certified ? s.evaluated_train_bound() : 0;
+  std::vector<double> unit_radii;
+  BatchVisitor visit = s.eval_batch_visitor();
+  if (certified)
+    visit = [&unit_radii, listeners = visit](const data::Batch& batch, const at::Tensor& logits) {
+      at::Tensor r = lipschitz::certified_radius(logits, batch.labels, at::ones({}, at::kDouble))
+                         .contiguous();
+      unit_radii.insert(unit_radii.end(), r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+      if (listeners) listeners(batch, logits);
+    };
+  EvalResult test = evaluate(s.evaluated(), *s.test_loader, s.comm.get(), visit);
   EpochResult r;
   r.epoch = s.epoch;
   r.global_step = s.global_step;
@@ -306,8 +385,9 @@ EpochResult Trainer::end_epoch() {
   // A constant classifier is the LMT loss's cheapest answer when c is too large for the network's
   // bound (deep models, batch norm); after 200 steps (a short run has not learnt anything yet).
   const int64_t classes = s.model->config().num_classes;
-  r.collapsed = o.loss() == Loss::kLmt && classes > 1 && s.global_step >= 200 &&
+  r.collapsed = (o.loss() == Loss::kLmt || o.loss() == Loss::kEmma) && classes > 1 && s.global_step >= 200 &&
                 r.train_accuracy < 1.5 / double(classes);
+  if (o.keep_best().on()) s.keep_best(r, test, train_bound, unit_radii);
   if (s.is_root()) {
     io::JsonLine line;
     line.add("type", "epoch")
@@ -322,6 +402,11 @@ EpochResult Trainer::end_epoch() {
         .add("wall_s", r.wall_s)
         .add("world_size", s.comm->size());
     if (r.bound >= 0) line.add("lipschitz_bound", r.bound);
+    if (s.ema) line.add("evaluated", "ema");
+    if (r.certified_accuracy >= 0) line.add("certified_accuracy", r.certified_accuracy);
+    if (r.certified_accuracy_sound >= 0)
+      line.add("certified_accuracy_sound", r.certified_accuracy_sound);
+    if (r.best_epoch > 0) line.add("best_epoch", r.best_epoch).add("best_value", r.best_value);
     if (o.log_layer_bounds()) line.add_raw("layer_bounds", layer_bounds_json(*s.model));
     s.metrics.write(line);
   }
@@ -330,7 +415,14 @@ EpochResult Trainer::end_epoch() {
                 "epoch %lld: loss %.4f, train accuracy %.4f, test accuracy %.4f, %.0f images/s",
                 (long long)(r.epoch + 1), r.loss, r.train_accuracy, r.test_accuracy,
                 r.images_per_s);
-  s.message(text);
+  std::string summary = text;
+  if (r.best_epoch > 0) {
+    std::snprintf(text, sizeof text, "; best %s %.4f at epoch %lld",
+                  options::join(options::Codec<KeepBest>::format(o.keep_best())).c_str(),
+                  r.best_value, (long long)r.best_epoch);
+    summary += text;
+  }
+  s.message(summary);
   if (r.collapsed) {
     std::snprintf(text, sizeof text,
                   "warning: train accuracy %.4f is near chance (1/%lld) and L is %.4g: the LMT "
@@ -346,17 +438,75 @@ EpochResult Trainer::end_epoch() {
   return r;
 }
 
+double Trainer::State::evaluated_train_bound() {
+  if (ema) ema->refresh_power_iteration();
+  at::NoGradGuard no_grad;
+  models::Model& m = evaluated();
+  m.eval();
+  return m.lipschitz_bound(lipschitz::BoundMode::kTrain).item<double>();
+}
+
+// --keep-best: this epoch's metric against the best so far; a better one (ties keep the earlier)
+// is saved as RUN_DIR/model_best.pt. certified@EPS ranks epochs by the training bound (cheap,
+// and what the run optimizes) and records the sound bound's certified accuracy for the saved one.
+void Trainer::State::keep_best(EpochResult& r, const EvalResult& test, double train_bound,
+                               const std::vector<double>& unit_radii) {
+  const auto& kb = options.keep_best();
+  const std::string metric = options::join(options::Codec<KeepBest>::format(kb));
+  auto certified_at = [&](double bound) {  // fraction of the test set, all ranks
+    double count = 0;
+    for (double radius : unit_radii) count += radius >= kb.eps * bound ? 1 : 0;
+    count = dist::all_reduce_doubles(*comm, {count}, dist::ReduceOp::kSum)[0];
+    return test.count > 0 ? count / double(test.count) : 0.0;
+  };
+  double value = r.test_accuracy;
+  if (kb.metric == KeepBest::Metric::kCertified)
+    value = r.certified_accuracy = certified_at(train_bound);
+  if (value > best_value) {
+    best_value = value;
+    best_epoch = r.epoch + 1;
+    std::map<std::string, std::string> metadata{{"keep_best", metric},
+                                                {"best_epoch", std::to_string(best_epoch)},
+                                                {"best_value", std::to_string(best_value)},
+                                                {"test_accuracy", std::to_string(r.test_accuracy)},
+                                                {"steps", std::to_string(global_step)}};
+    if (ema) metadata["weights"] = "ema";
+    if (kb.metric == KeepBest::Metric::kCertified) {
+      double sound = 0;
+      try {
+        at::NoGradGuard no_grad;
+        sound = evaluated().lipschitz_bound(lipschitz::BoundMode::kSound).item<double>();
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        throw TrainError("--keep-best " + metric + ": cannot compute the sound Lipschitz bound: " +
+                         what.substr(0, what.find('\n')));
+      }
+      r.certified_accuracy_sound = certified_at(sound);
+      metadata["train_lipschitz_bound"] = std::to_string(train_bound);
+      metadata["lipschitz_bound_sound"] = std::to_string(sound);
+      metadata["certified_accuracy_sound"] = std::to_string(r.certified_accuracy_sound);
+    }
+    if (is_root())
+      models::save_model_file(options.out_dir() + "/model_best.pt", evaluated(), metadata);
+  }
+  r.best_epoch = best_epoch;
+  r.best_value = best_value;
+}
+
 void Trainer::State::save_final_model(TrainSummary& summary) {
+  // The EMA's own training bound (its vectors refreshed); the live model's is the last step's.
+  const double bound = ema && last_bound >= 0 ? evaluated_train_bound() : last_bound;
   if (is_root()) {
     summary.model_file = options.out_dir() + "/model.pt";
     std::map<std::string, std::string> metadata{
         {"test_accuracy", std::to_string(summary.test_accuracy)},
         {"steps", std::to_string(summary.steps)},
         {"loss", options::to_string(options.loss())}};
-    if (last_bound >= 0) metadata["train_lipschitz_bound"] = std::to_string(last_bound);
-    models::save_model_file(summary.model_file, *model, metadata);
+    if (bound >= 0) metadata["train_lipschitz_bound"] = std::to_string(bound);
+    if (ema) metadata["weights"] = "ema";
+    models::save_model_file(summary.model_file, evaluated(), metadata);
   }
-  for (const auto& l : finish_listeners) l(*model, last_bound);
+  for (const auto& l : finish_listeners) l(evaluated(), bound);
 }
 
 // next batch -> power iteration -> objective -> backward -> gradient sync -> optimizer -> record

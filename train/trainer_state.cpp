@@ -67,10 +67,18 @@ void Trainer::State::restore() {
   if (!difference.empty())
     throw TrainError("--resume: " + dir + " belongs to a different run: " + difference);
   load_checkpoint_model(dir, *model);
+  if (ema) load_checkpoint_ema(dir, ema->model());
+  best_value = saved.best_value;
+  best_epoch = saved.best_epoch;
   load_checkpoint_optimizer(dir, *optimizer);
   set_cpu_rng_state(saved.rng_states[comm->rank()]);
   at::Tensor sums = saved.epoch_sums[comm->rank()].contiguous();
   start_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+  if (start_sums.size() >= 6) {  // the step-line window (older checkpoints: a shorter first one)
+    window_loss_sum = start_sums[3];
+    window_correct = start_sums[4];
+    window_seen = start_sums[5];
+  }
   start = saved.position;
   if (!saved.run_id.empty()) run_id = saved.run_id;
   message("resuming from " + dir + " (step " + std::to_string(start.global_step) + ", epoch " +
@@ -82,7 +90,9 @@ void Trainer::State::restore() {
 // barrier keeps every rank from running ahead of a checkpoint that is not yet durable.
 std::string Trainer::State::checkpoint() {
   at::Tensor rng = cpu_rng_state().contiguous();
-  at::Tensor local_sums = at::tensor(std::vector<double>{loss_sum, correct, seen}, at::kDouble);
+  at::Tensor local_sums = at::tensor(
+      std::vector<double>{loss_sum, correct, seen, window_loss_sum, window_correct, window_seen},
+      at::kDouble);
   CheckpointState state;
   state.position.global_step = global_step;
   state.position.epoch = epoch;
@@ -96,13 +106,15 @@ std::string Trainer::State::checkpoint() {
   state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
   state.config = run_config(options);
   state.run_id = run_id;
+  state.best_value = best_value;
+  state.best_epoch = best_epoch;
   std::string dir;
   if (is_root()) {
     auto after_file = [this](const std::string& file) {
       for (const auto& l : checkpoint_file_listeners) l(file);
     };
     dir = write_checkpoint(options.out_dir(), *model, *optimizer, state, options.keep_last(),
-                           after_file);
+                           after_file, ema ? &ema->model() : nullptr);
   }
   comm->barrier();
   return dir;

@@ -14,6 +14,8 @@
 #include <lmt/dist/grad_sync.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/train/checkpoint.h>
+#include <lmt/train/ema.h>
+#include <lmt/train/evaluate.h>
 #include <lmt/train/objective.h>
 #include <lmt/train/trainer.h>
 
@@ -33,12 +35,21 @@ struct Trainer::State {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<dist::GradSync> grad_sync;
   std::unique_ptr<Objective> objective;
+  std::unique_ptr<ModelEma> ema;  // --ema-decay > 0
+  std::string init_note;          // what --init-from loaded, for begin()'s messages
   io::MetricsWriter metrics;
   std::vector<std::function<void(const StepResult&)>> step_listeners;
   std::vector<std::function<void(const EpochResult&)>> epoch_listeners;
   std::vector<std::function<void(const std::string&)>> message_listeners;
   std::vector<std::function<void(models::Model&, double)>> finish_listeners;
   std::vector<std::function<void(const std::string&)>> checkpoint_file_listeners;
+  std::vector<BatchVisitor> eval_batch_listeners;
+  BatchVisitor eval_batch_visitor() const {
+    if (eval_batch_listeners.empty()) return nullptr;
+    return [this](const data::Batch& b, const at::Tensor& logits) {
+      for (const auto& l : eval_batch_listeners) l(b, logits);
+    };
+  }
 
   int64_t steps_per_epoch = 0, total_steps = 0;
   // Where the run begins: step 0, or a checkpoint's position and this rank's epoch accumulators.
@@ -51,11 +62,20 @@ struct Trainer::State {
   // Where the run is.
   int64_t global_step = 0, epoch = 0;
   double last_bound = -1;
+  // --keep-best: the best metric so far and its epoch (1-based; 0: none yet).
+  double best_value = -1;
+  int64_t best_epoch = 0;
   // The epoch in progress (open between its first step() and end_epoch()).
   bool epoch_open = false;
   int64_t first_step = 0, step_in_epoch = 0, images_in_epoch = 0;
   double loss_sum = 0, correct = 0, seen = 0;  // this rank's accumulators of the epoch
   Clock::time_point epoch_start;
+  // The steps since the last step line (log_every): this rank's accumulators (checkpointed, so a
+  // resumed run writes the same lines), and every rank's images and the steps' own seconds.
+  double window_loss_sum = 0, window_correct = 0, window_seen = 0;
+  int64_t window_images = 0;
+  double window_s = 0;
+  void write_step_line(StepResult& r);
 
   bool is_root() const { return comm->rank() == 0; }
   void message(const std::string& text) const {
@@ -69,12 +89,18 @@ struct Trainer::State {
            !(epoch < options.epochs() && (global_step < total_steps || owes_epoch_end(epoch)));
   }
   double wall_s() const { return start.wall_s + seconds_since(run_start); }
+  // The weights evaluated, certified and saved: the EMA's when on.
+  models::Model& evaluated() { return ema ? ema->model() : *model; }
+  // The training-mode bound of evaluated(), the EMA's vectors refreshed first.
+  double evaluated_train_bound();
   void open_epoch();
   void advance_power_iteration();
   void restore();
   std::string checkpoint();
   bool stop_agreed();
   void save_final_model(TrainSummary& summary);
+  void keep_best(EpochResult& r, const EvalResult& test, double train_bound,
+                 const std::vector<double>& unit_radii);
 };
 
 }  // namespace lmt::train

@@ -18,9 +18,10 @@ FM="${LMT_BUILD_DIR}/tests/train/fashion-mnist"
 ) 9>"${LMT_BUILD_DIR}/tests/train/.fashion-mnist.lock" || fail "convert failed"
 
 # The common training command (2 epochs of 20 steps at global batch 3000, capped at 30 steps,
-# LMT loss so power-iteration vectors and the bound are exercised).
+# LMT loss so power-iteration vectors and the bound are exercised; a metrics.jsonl step line every
+# 4 steps, so a stop between two of them checks that a resumed run writes the same ones).
 TRAIN_ARGS=(--data "$FM" --model lmt-mnist --loss lmt --batch-size 3000 --epochs 2 --max-steps 30
-            --threads 1 --log-every 1000)
+            --threads 1 --log-every 4)
 MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS -x LMT_TEST_CHECKPOINT_PAUSE_MS)
 mpi() {  # mpi NP lmt-args...
   local np=$1; shift

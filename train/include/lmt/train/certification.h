@@ -11,6 +11,7 @@
 #include <lmt/dist/communicator.h>
 #include <lmt/lipschitz/certify.h>
 #include <lmt/models/model.h>
+#include <lmt/train/evaluate.h>
 
 namespace lmt::train {
 
@@ -21,6 +22,8 @@ struct CertifyOptions {
   TORCH_ARG(std::string, head) = "best";
   // Named in the one-line error when the sound bound cannot be computed (the model file).
   TORCH_ARG(std::string, model_source) = "model";
+  // The tight conv bounds tried besides the circulant one (circulant_only(): the old bound).
+  TORCH_ARG(lipschitz::SoundBoundLimits, bound_limits);
 };
 
 struct CertifyResult {
@@ -30,11 +33,16 @@ struct CertifyResult {
   std::string head;            // the radius rule used
   at::Tensor radii;            // [N] float64, indexed like the dataset (0 where misclassified)
   at::Tensor correct;          // [N] bool
+  // Every spectral operator's sound bound with its exact norm or estimate, in registration
+  // order (lmt certify's per-layer table), and the time the bounds took.
+  std::vector<std::pair<std::string, lipschitz::SoundBound>> layers;
+  double bound_seconds = 0;
 };
 
 // Throws TrainError when the model has no finite bound (ViT, HE head), the head rule does not
 // apply, or the sound bound fails or is not finite ("SOURCE: ..." on one line). `loader` must be an evaluation loader (no shuffle, no drop_last).
+// `visit` sees each batch of this rank's shard and its logits (progress displays).
 CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communicator* comm,
-                      const CertifyOptions& options);
+                      const CertifyOptions& options, const BatchVisitor& visit = nullptr);
 
 }  // namespace lmt::train

@@ -43,13 +43,17 @@ struct CheckpointState {
   // "newest" means most recently written, which is the highest step unless a run was resumed
   // from an older checkpoint. 0 in checkpoints from before it existed.
   int64_t sequence = 0;
+  // --keep-best: the best metric so far and its epoch (1-based); -1 and 0: none yet (and in
+  // checkpoints from before it existed).
+  double best_value = -1;
+  int64_t best_epoch = 0;
 };
 
 // A fresh run identity (random, 16 hex digits).
 std::string new_run_id();
 
-// Writes the checkpoint of step state.position.global_step (model.pt, optimizer.pt, state.pt,
-// config.ini, then MANIFEST with every file's size and FNV-1a-64 checksum), each serialized in
+// Writes the checkpoint of step state.position.global_step (model.pt, ema.pt when `ema` is given
+// (--ema-decay), optimizer.pt, state.pt, config.ini, then MANIFEST with every file's size and FNV-1a-64 checksum), each serialized in
 // memory and written with io's checked writes into a temporary directory, fsyncs it, renames it
 // to step-NNNNNN and fsyncs checkpoints/. On failure (a full disk) the temporary directory is
 // removed and TrainError names the checkpoint and the cause; older checkpoints stay. Then keeps
@@ -60,7 +64,8 @@ std::string new_run_id();
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
                              int64_t keep_last,
-                             const std::function<void(const std::string&)>& after_file = {});
+                             const std::function<void(const std::string&)>& after_file = {},
+                             models::Model* ema = nullptr);
 
 // Throws TrainError naming the file when the checkpoint is incomplete (no MANIFEST), a file is
 // missing, truncated (size differs) or corrupted (checksum differs).
@@ -76,8 +81,11 @@ CheckpointState read_checkpoint_state(const std::string& dir);
 // Copies the checkpoint's parameters and buffers into `model` in place (names and shapes must
 // match; the optimizer keeps pointing at the same tensors).
 void load_checkpoint_model(const std::string& dir, models::Model& model);
+// The same from the checkpoint's ema.pt (the EMA of the weights); TrainError when it has none.
+void load_checkpoint_ema(const std::string& dir, models::Model& ema);
 void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& optimizer);
-// The model alone (for export and evaluation).
+// The model alone (for export and evaluation): the EMA weights (ema.pt) when the checkpoint has
+// them, as RUN_DIR/model.pt would hold them, else model.pt.
 models::LoadedModel read_checkpoint_model(const std::string& dir);
 
 }  // namespace lmt::train

@@ -27,9 +27,18 @@ class TrainError : public std::runtime_error {
 
 enum class Optimizer { kSgd, kAdam, kAdamw };  // adam: L2 in the gradient; adamw: decoupled
 enum class Schedule { kConstant, kCosine, kStep };
-enum class Loss { kCe, kLmt, kPgdAt, kTrades };
+enum class Loss { kCe, kLmt, kPgdAt, kTrades, kEmma };
 enum class LmtHead { kGlobal, kPairwise };  // sqrt2 c L, or c L_h |w_t - w_i|
 enum class PiSync { kAverage, kSplit };     // how ranks agree on power-iteration vectors
+
+// --keep-best: the epoch whose evaluated model RUN_DIR/model_best.pt holds. Written
+// "test-accuracy" or "certified@EPS" (certified accuracy at l2 radius EPS); "" is off.
+struct KeepBest {
+  enum class Metric { kNone, kTestAccuracy, kCertified };
+  Metric metric = Metric::kNone;
+  double eps = 0;  // kCertified's radius (> 0)
+  bool on() const { return metric != Metric::kNone; }
+};
 
 using ModelOptionMap = std::map<std::string, std::string>;
 using EpochList = std::vector<int64_t>;
@@ -55,6 +64,10 @@ using EpochList = std::vector<int64_t>;
   X(ModelOptionMap, model_options, {}, Spec("model-option",                                        \
       "architecture option, repeatable (e.g. stem=cifar)").value("KEY=VALUE"))                     \
   X(bool, normalize_input, true, Spec("normalize", "normalize inputs with the dataset mean/std"))  \
+  X(std::string, init_from, "", Spec("init-from", "initial weights: a state_dict file (.pth"       \
+      " from torch.save, or .safetensors) matched by name and shape, strictly").value("FILE"))     \
+  X(std::vector<std::string>, init_from_skip, {}, Spec("init-from-skip",                           \
+      "--init-from keys left as initialized (globs, comma list; e.g. fc.*)").value("GLOB,..."))    \
   /* optimisation */                                                                               \
   X(int64_t, epochs, 1, Spec("epochs", "epochs").in(1, 1e9))                                       \
   X(int64_t, batch_size, 64, Spec("batch-size", "GLOBAL batch size (split evenly over the ranks)")\
@@ -74,6 +87,11 @@ using EpochList = std::vector<int64_t>;
       "clip the global l2 norm of the averaged gradients to X (0: off)").at_least(0).below(kInf)) \
   X(double, label_smoothing, 0.0, Spec("label-smoothing",                                          \
       "label smoothing of the cross-entropy (ce, pgd-at, trades)").in(0, 1).below(1))             \
+  X(double, ema_decay, 0.0, Spec("ema-decay", "EMA of the weights after each optimizer step,"      \
+      " evaluated and saved instead of them (0: off; e.g. 0.9998)").in(0, 1).below(1))             \
+  X(bool, ema_warmup, false, Spec("ema-warmup",                                                    \
+      "EMA decay min(D, (1+n)/(10+n)) at optimizer step n (TensorFlow's num_updates)")             \
+      .as_switch())                                                                                \
   X(Schedule, schedule, Schedule::kConstant, Spec("schedule", "learning-rate schedule"))           \
   X(double, warmup_epochs, 0.0, Spec("warmup-epochs", "linear learning-rate warm-up (epochs)")    \
       .at_least(0).below(kInf))                                                                    \
@@ -89,6 +107,8 @@ using EpochList = std::vector<int64_t>;
   X(LmtHead, lmt_head, LmtHead::kGlobal, Spec("lmt-head",                                          \
       "global (sqrt2 c L) or pairwise (c L_h |w_t-w_i|)"))                                         \
   X(bool, lmt_clip, false, Spec("lmt-clip", "clip the LMT shift at the current margin"))           \
+  X(double, emma_eps, 0.0, Spec("emma-eps", "EMMA radius eps (--loss emma; ramped by --eps-warmup)")\
+      .at_least(0).below(kInf))                                                                    \
   /* adversarial training (pgd-at, trades) and the HE margin */                                    \
   X(attack::Norm, adv_norm, attack::Norm::kLinf, Spec("norm", "threat model of pgd-at/trades"))    \
   X(double, adv_eps, 0.0, Spec("eps", "adversarial budget of pgd-at/trades (e.g. 8/255)")         \
@@ -120,10 +140,13 @@ using EpochList = std::vector<int64_t>;
   X(std::string, out_dir, "", Spec("out", "run directory (metrics, config, model)").operational()  \
       .required().value("RUN_DIR"))                                                                \
   X(uint64_t, seed, 0, Spec("seed", "seed of weights, data order, augmentation").in(0, 9.2e18))   \
+  X(KeepBest, keep_best, {}, Spec("keep-best", "also write RUN_DIR/model_best.pt at the best"      \
+      " epoch: test-accuracy, or certified@EPS (training bound; sound bound recorded)")            \
+      .value("METRIC"))                                                                            \
   X(int, threads, 0, Spec("threads", "intra-op threads (0: the cores / the ranks on this node)")  \
       .operational().in(0, 1024)) /* at::set_num_threads(100000) hangs in OpenMP */                \
-  X(int64_t, log_every, 50, Spec("log-every", "progress line every N steps when not on a terminal")\
-      .operational().in(1, 1e9))                                                                   \
+  X(int64_t, log_every, 50, Spec("log-every", "a step line in metrics.jsonl every N steps (and a"   \
+      " plain progress line off a terminal; the loss's running mean)").operational().in(1, 1e9))   \
   /* data parallelism */                                                                           \
   X(double, bucket_cap_mb, 25.0, Spec("bucket-cap-mb", "gradient bucket cap (MiB)").operational() \
       .in(0, 1e6).above(0))                                                                        \
@@ -198,12 +221,19 @@ struct EnumNames<train::Loss> {
   static constexpr std::pair<train::Loss, const char*> table[] = {{train::Loss::kCe, "ce"},
                                                                   {train::Loss::kLmt, "lmt"},
                                                                   {train::Loss::kPgdAt, "pgd-at"},
-                                                                  {train::Loss::kTrades, "trades"}};
+                                                                  {train::Loss::kTrades, "trades"},
+                                                                  {train::Loss::kEmma, "emma"}};
 };
 template <>
 struct EnumNames<train::LmtHead> {
   static constexpr std::pair<train::LmtHead, const char*> table[] = {
       {train::LmtHead::kGlobal, "global"}, {train::LmtHead::kPairwise, "pairwise"}};
+};
+template <>
+struct Codec<train::KeepBest> {
+  static void describe(Spec& s) { s.type = "text"; }
+  static Items format(const train::KeepBest& v);
+  static train::KeepBest parse(const Spec& s, const Items& items);
 };
 template <>
 struct EnumNames<train::PiSync> {

@@ -22,8 +22,9 @@ std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const st
 // RUN_DIR/metrics.jsonl or a checkpoint directory), empty when there is none: a new run there is
 // refused unless it resumes or overwrites.
 std::string existing_run_file(const std::string& run_dir);
-// Removes what a previous run left in RUN_DIR (model.pt, metrics.jsonl, config.ini, the
-// checkpoints): --overwrite, once the new run has been validated. Throws TrainError.
+// Removes what a previous run left in RUN_DIR (model.pt, model_best.pt, metrics.jsonl,
+// config.ini, the checkpoints): --overwrite, once the new run has been validated. Throws
+// TrainError.
 void remove_previous_run(const std::string& run_dir);
 
 // Resume continues RUN_DIR/metrics.jsonl: drops the lines written after the checkpoint of `step`

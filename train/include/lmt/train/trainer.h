@@ -14,6 +14,7 @@
 
 #include <lmt/dist/communicator.h>
 #include <lmt/models/model.h>
+#include <lmt/train/evaluate.h>
 #include <lmt/train/options.h>
 
 namespace lmt::train {
@@ -32,6 +33,9 @@ struct StepResult {
   std::optional<double> grad_norm;
   double images_per_s = 0;  // this epoch so far, all ranks
   double elapsed_s = 0;     // since run()/begin() in this process
+  // At every log_every-th step (the metrics.jsonl step line's): the mean loss and accuracy of
+  // every rank's batches of the steps since the previous one, on every rank.
+  std::optional<double> window_loss, window_accuracy;
 };
 
 // The end of an epoch: the metrics line's content.
@@ -43,6 +47,11 @@ struct EpochResult {
   // 200 steps): c is too large for the network's bound. The CLI turns this into a warning with
   // its flags; a library user reads it here.
   bool collapsed = false;
+  // --keep-best: the best epoch so far (1-based, this one included; 0: off) and its metric;
+  // with certified@EPS this epoch's certified accuracy from the training bound, and from the
+  // sound bound when this epoch became the best (-1: not computed).
+  int64_t best_epoch = 0;
+  double best_value = -1, certified_accuracy = -1, certified_accuracy_sound = -1;
 };
 
 struct TrainSummary {
@@ -65,16 +74,24 @@ class Trainer {
   // Listeners, called in the order added. on_step: after every step on every rank (a listener
   // may throw to end the run; the CLI draws progress on rank 0). on_epoch: after each epoch's
   // evaluation, every rank. on_message: start-up facts and epoch summaries, rank 0 only.
-  // on_finish: every rank, after the final model is saved (the model and the last bound).
-  // on_checkpoint_file: rank 0, after each file of a checkpoint is durable.
+  // on_finish: every rank, after the final model is saved (that model -- the EMA with
+  // --ema-decay -- and its training bound).
+  // on_checkpoint_file: rank 0, after each file of a checkpoint is durable. on_eval_batch: every
+  // rank, after each batch of its shard in the end-of-epoch evaluation (progress displays; the
+  // batch's global_batch_size counts every rank's images, out of test_images()).
   void on_step(std::function<void(const StepResult&)> listener);
   void on_epoch(std::function<void(const EpochResult&)> listener);
   void on_message(std::function<void(const std::string&)> listener);
   void on_finish(std::function<void(models::Model&, double last_bound)> listener);
   void on_checkpoint_file(std::function<void(const std::string& file)> listener);
+  void on_eval_batch(BatchVisitor listener);
 
   models::Model& model();
+  // What is evaluated, certified and saved: the EMA of the weights with --ema-decay > 0 (its
+  // power-iteration vectors copied from model()'s at each step), else model() itself.
+  models::Model& evaluated_model();
   const TrainOptions& options() const;
+  int64_t test_images() const;
 
   // Collective. The whole run: begin(), then step() until the last step, an evaluation and a
   // metrics line at the end of each epoch, a checkpoint every checkpoint_every steps, and on a
