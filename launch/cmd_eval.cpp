@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "model_command.h"
+#include "progress.h"
 #include "schema_cli.h"
 
 namespace lmt::launch {
@@ -31,7 +32,9 @@ int run_eval(int argc, char** argv, Session& session) {
   const auto& config = model.config();
   check_evaluation_data(config, data::read_dataset_info(o.data), o.data);
   data::Loader loader(o.data, evaluation_loader_options(session, config, o.batch_size));
-  auto result = train::evaluate(model, loader, session.comm.get());
+  PassProgress progress("eval", loader.plan().num_samples, session.comm->size());
+  auto result = train::evaluate(model, loader, session.comm.get(),
+                                session.rank() == 0 ? progress.visitor() : nullptr);
   if (session.rank() == 0) {
     io::JsonLine line;
     line.add("command", "eval")

@@ -2,12 +2,15 @@
 // rank 0, the summary line.
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include <lmt/dist/communicator.h>
 #include <lmt/io/json_lines.h>
+#include <lmt/train/init_from.h>
 #include <lmt/train/run_directory.h>
 #include <lmt/train/stop.h>
 #include <lmt/train/trainer.h>
@@ -42,6 +45,7 @@ int run_train(int argc, char** argv, Session& session) {
   if (!options.out_dir().empty()) options.out_dir(fs::absolute(options.out_dir()).string());
   if (!options.resume().empty() && options.resume() != "auto")
     options.resume(fs::absolute(options.resume()).string());
+  if (!options.init_from().empty()) options.init_from(fs::absolute(options.init_from()).string());
 
   session.comm = dist::make_mpi_communicator(
       dist::CommOptions().timeout(std::chrono::seconds(options.collective_timeout_s())));
@@ -64,21 +68,54 @@ int run_train(int argc, char** argv, Session& session) {
   if (root) std::filesystem::create_directories(options.out_dir());
 
   train::install_stop_signal_handlers();  // SIGUSR1/SIGTERM: checkpoint at the next step, exit 3
-  train::Trainer trainer(options, session.comm);
+  std::unique_ptr<train::Trainer> made;
+  try {
+    made = std::make_unique<train::Trainer>(options, session.comm);
+  } catch (const train::InitFromError& e) {
+    throw UsageError(e.what());  // the flags name a file that cannot start this run: exit 2
+  }
+  train::Trainer& trainer = *made;
   Progress progress("train");
-  progress.plain_every(options.log_every());
+  progress.plain_every(options.log_every());  // plain lines with the metrics.jsonl step lines
+  PassProgress test_progress("test", trainer.test_images(), session.comm->size());
+  // The bar's loss: the mean of rank 0's last --log-every batch losses (free); the plain lines
+  // show the step line's, the mean over every rank's batches of those steps.
+  std::deque<double> recent;
+  double recent_sum = 0;
+  bool legend = progress.mode() == ProgressMode::kOff;
+  int64_t first_step = -1;  // the step before this process's first (a resumed run's checkpoint)
   if (root) {
     trainer.on_message([&](const std::string& text) { progress.message(text); });
     trainer.on_step([&](const train::StepResult& r) {
-      char tail[160];
-      if (r.last_bound >= 0)
-        std::snprintf(tail, sizeof tail, "epoch %lld/%lld  loss %.4f  L %.4g",
-                      (long long)r.epoch + 1, (long long)r.epochs, r.loss, r.last_bound);
-      else
-        std::snprintf(tail, sizeof tail, "epoch %lld/%lld  loss %.4f", (long long)r.epoch + 1,
-                      (long long)r.epochs, r.loss);
-      progress.update(r.global_step, r.total_steps, r.elapsed_s, r.images_per_s, tail);
+      recent.push_back(r.loss);
+      recent_sum += r.loss;
+      if (int64_t(recent.size()) > options.log_every()) {
+        recent_sum -= recent.front();
+        recent.pop_front();
+      }
+      const bool bar = progress.mode() == ProgressMode::kBar;
+      if (!legend) {
+        legend = true;
+        const std::string whose = bar && session.comm->size() > 1 ? "rank 0's " : "the ";
+        progress.message("loss: the mean over " + whose + "last " +
+                         std::to_string(options.log_every()) + " steps (--log-every)" +
+                         (r.last_bound >= 0 ? "; bound: the network's Lipschitz bound L" : ""));
+      }
+      const double loss = !bar && r.window_loss ? *r.window_loss : recent_sum / recent.size();
+      char text[3][64];
+      std::snprintf(text[0], sizeof text[0], "epoch %lld/%lld", (long long)r.epoch + 1,
+                    (long long)r.epochs);
+      std::snprintf(text[1], sizeof text[1], "loss %.4f", loss);
+      std::snprintf(text[2], sizeof text[2], "bound %.4g", r.last_bound);
+      std::vector<ProgressField> fields{{text[0], 40}, {text[1], 80}};
+      if (r.last_bound >= 0) fields.push_back({text[2], 55});
+      // The ETA from this process's steps' pace (a resumed run's earlier steps took no time here).
+      if (first_step < 0) first_step = r.global_step - 1;
+      const double eta = double(r.total_steps - r.global_step) * r.elapsed_s /
+                         double(r.global_step - first_step);
+      progress.update(r.global_step, r.total_steps, r.elapsed_s, r.images_per_s, fields, eta);
     });
+    trainer.on_eval_batch(test_progress.visitor());
     trainer.on_epoch([&](const train::EpochResult& r) {
       if (r.collapsed)
         progress.message(

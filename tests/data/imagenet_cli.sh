@@ -60,8 +60,9 @@ mpirun --allow-run-as-root -np 2 --bind-to none "$LMT_BIN" train "${common[@]}" 
   >train2.json 2>train2.err || { cat train2.err; fail "2-rank train on JPEG shards failed"; }
 grep -q '"test_accuracy":' run2/metrics.jsonl || fail "no test accuracy (2 ranks)"
 # Same global batches on 1 and 2 ranks (DDP semantics): epoch 1's test loss agrees.
-l1=$(head -n 1 run1/metrics.jsonl | grep -Eo '"test_loss":[-0-9.eE+]+' | cut -d: -f2)
-l2=$(head -n 1 run2/metrics.jsonl | grep -Eo '"test_loss":[-0-9.eE+]+' | cut -d: -f2)
+test_loss() { grep -m 1 '"type":"epoch"' "$1" | grep -Eo '"test_loss":[-0-9.eE+]+' | cut -d: -f2; }
+l1=$(test_loss run1/metrics.jsonl)
+l2=$(test_loss run2/metrics.jsonl)
 awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; exit !(a != "" && d < 1e-3 && d > -1e-3) }' \
   || fail "epoch-1 test loss differs: 1 rank $l1, 2 ranks $l2"
 echo "imagenet cli: all checks passed"
