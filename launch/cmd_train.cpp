@@ -108,7 +108,7 @@ int run_train(int argc, char** argv, Session& session) {
       std::snprintf(text[1], sizeof text[1], "loss %.4f", loss);
       std::snprintf(text[2], sizeof text[2], "bound %.4g", r.last_bound);
       std::vector<ProgressField> fields{{text[0], 40}, {text[1], 80}};
-      if (r.last_bound >= 0) fields.push_back({text[2], 55});
+      if (r.last_bound >= 0) fields.push_back({text[2], 65});  // outlasts the rate (60)
       // The ETA from this process's steps' pace (a resumed run's earlier steps took no time here).
       if (first_step < 0) first_step = r.global_step - 1;
       const double eta = double(r.total_steps - r.global_step) * r.elapsed_s /

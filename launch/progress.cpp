@@ -89,7 +89,7 @@ int terminal_columns() {
 std::string progress_bar_line(const std::string& label, int64_t done, int64_t total,
                               double units_per_s, double eta_s,
                               const std::vector<ProgressField>& fields, int columns) {
-  constexpr int kBarRank = 75, kMinBar = 10, kMaxBar = 30;
+  constexpr int kBarRank = 75, kMinBar = 8, kMaxBar = 30;
   struct Item {
     std::string separator, text;
     int rank;
@@ -102,7 +102,9 @@ std::string progress_bar_line(const std::string& label, int64_t done, int64_t to
   items.push_back({" ", "", kBarRank});  // the bar: its width is what is left
   std::snprintf(buf, sizeof buf, "%3.0f%%", 100 * fraction);
   items.push_back({" ", buf, 1000});
-  std::snprintf(buf, sizeof buf, "%lld/%lld", (long long)done, (long long)total);
+  // done padded to total's width: the line's layout holds still as the count grows.
+  const int digits = std::snprintf(nullptr, 0, "%lld", (long long)total);
+  std::snprintf(buf, sizeof buf, "%*lld/%lld", digits, (long long)done, (long long)total);
   items.push_back({" ", buf, 70});
   for (const auto& f : fields) items.push_back({"  ", f.text, f.rank});
   std::snprintf(buf, sizeof buf, "%.0f img/s", units_per_s);

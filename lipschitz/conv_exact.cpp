@@ -6,7 +6,8 @@
 // factorisation of M^ = fl(mu I - G^), with G^ the computed Gram, runs to completion, then
 // (Demmel 1989; Higham, Accuracy and Stability, Thm 10.3, which holds for any order of the
 // inner products and so for the blocked / block-tridiagonal variants with conventional BLAS)
-// R^T R = M^ + dM with |dM| <= gamma_q |R^T| |R|, q the longest inner product + 1. R^T R >= 0 and
+// R^T R = M^ + dM with |dM| <= gamma_q |R^T| |R|, q the longest inner product + 1 (we add 2 more
+// for BLAS kernels that multiply by a rounded reciprocal of the pivot). R^T R >= 0 and
 // ||dM||_2 <= gamma_q ||R||_F^2 <= gamma_q / (1 - gamma_q) tr(M^) <= gamma_q / (1 - gamma_q) n mu
 // (1 + u). The Gram's rounding: |G^ - G| <= gamma_g |A|^T |A| entrywise (g = the inner
 // dimension), so ||G^ - G||_2 <= gamma_g || |A| ||_2^2 <= gamma_g ||A||_F^2
@@ -42,7 +43,7 @@ struct Range {
 struct BlockGram {
   std::vector<at::Tensor> diag, upper;
   int64_t order = 0;       // n
-  int64_t chol_terms = 0;  // q of the Cholesky bound: longest inner product + 1
+  int64_t chol_terms = 0;  // q of the Cholesky bound: longest inner product + 3
   int64_t gram_terms = 0;  // the longest inner product forming an entry of G^
 };
 
@@ -72,7 +73,7 @@ class GramBuilder {
       const int64_t m = blocks[i].size() * per_row;
       const int64_t m_prev = i > 0 ? blocks[i - 1].size() * per_row : 0;
       g.order += m;
-      g.chol_terms = std::max(g.chol_terms, m + m_prev + 1);
+      g.chol_terms = std::max(g.chol_terms, m + m_prev + 3);
       if (i + 1 == blocks.size()) break;
       const Range a = other_of(blocks[i]), b = other_of(blocks[i + 1]);
       const Range common{std::max(a.begin, b.begin), std::min(a.end, b.end)};
@@ -80,12 +81,10 @@ class GramBuilder {
         g.upper.push_back(at::zeros({m, blocks[i + 1].size() * per_row}, w_.options()));
         continue;
       }
-      g.upper.push_back(cached({rel(blocks[i], common), blocks[i].size(),
-                                rel(blocks[i + 1], common), blocks[i + 1].size(), common.size()},
-                               [&] {
-                                 return at::matmul(sub(blocks[i], common).t(),
-                                                   sub(blocks[i + 1], common));
-                               }));
+      g.upper.push_back(cached(
+          {rel(blocks[i], common), blocks[i].size(), rel(blocks[i + 1], common),
+           blocks[i + 1].size(), common.size()},
+          [&] { return at::matmul(sub(blocks[i], common).t(), sub(blocks[i + 1], common)); }));
     }
     return g;
   }
@@ -185,8 +184,8 @@ Plan banded_plan(const ConvShape& s, int side) {
     const ConvShape t{s.in, s.out, s.k, h, w, s.stride, s.padding};
     for (bool input_side : {true, false}) {
       if (side >= 0 && input_side != (side == 1)) continue;
-      const int64_t d = input_side ? std::max<int64_t>(1, s.k - 1)
-                                   : std::max<int64_t>(1, (s.k - 1) / s.stride);
+      const int64_t d =
+          input_side ? std::max<int64_t>(1, s.k - 1) : std::max<int64_t>(1, (s.k - 1) / s.stride);
       const int64_t rows = input_side ? t.h : t.out_h();
       const double m =
           double(std::min(d, rows)) * double(input_side ? s.in * t.w : s.out * t.out_w());
@@ -230,10 +229,12 @@ at::Tensor conv_matrix(const at::Tensor& weight, const ConvShape& s, int64_t y0,
   };
   const auto opts = at::TensorOptions().dtype(at::kLong).device(weight.device());
   at::Tensor ti = taps(at::arange(h0, h0 + nh, opts), at::arange(y0, y0 + ny, opts), s.stride,
-                       s.padding);                                                    // [ny, nh]
-  at::Tensor tj = taps(at::arange(s.w, opts), at::arange(ow, opts), s.stride, s.padding);  // [ow, w]
+                       s.padding);  // [ny, nh]
+  at::Tensor tj =
+      taps(at::arange(s.w, opts), at::arange(ow, opts), s.stride, s.padding);  // [ow, w]
   at::Tensor padded = at::constant_pad_nd(weight, {0, 1, 0, 1});
-  at::Tensor m = padded.index({Slice(), Slice(), ti.view({ny, 1, nh, 1}), tj.view({1, ow, 1, s.w})});
+  at::Tensor m =
+      padded.index({Slice(), Slice(), ti.view({ny, 1, nh, 1}), tj.view({1, ow, 1, s.w})});
   // [out, in, ny, ow, nh, w] -> rows (o, y, x), columns (c, h, w)
   return m.permute({0, 2, 3, 1, 4, 5}).reshape({s.out * ny * ow, s.in * nh * s.w});
 }
@@ -248,8 +249,8 @@ TightResult tight_conv_bound(const std::vector<at::Tensor>& groups, const ConvSh
   // the eigvalsh (m <= n <= exact_size).
   const Plan plan = banded_plan(s, exact ? int(n_in <= n_out) : -1);
   if (!exact && !(plan.flops <= limits.banded_flops)) return result;
-  const ConvShape t = plan.transposed ? ConvShape{s.in, s.out, s.k, s.w, s.h, s.stride, s.padding}
-                                      : s;
+  const ConvShape t =
+      plan.transposed ? ConvShape{s.in, s.out, s.k, s.w, s.h, s.stride, s.padding} : s;
   std::vector<BlockGram> grams;
   for (const auto& w : groups) {
     GramBuilder builder(plan.transposed ? w.transpose(2, 3).contiguous() : w, t, plan.input_side);

@@ -30,8 +30,9 @@ class LmtMnist : public ComposedModel {
     lip::Sequential net;
     if (auto normalize = make_input_normalization(*this, c)) net->push_back(normalize);
     auto conv1 = register_module(
-        "conv1", lip::BoundedConv2d(
-                     lip::BoundedConv2dOptions(c.channels, 16, 4, c.height, c.width).stride(2).padding(1)));
+        "conv1",
+        lip::BoundedConv2d(
+            lip::BoundedConv2dOptions(c.channels, 16, 4, c.height, c.width).stride(2).padding(1)));
     auto conv2 = register_module(
         "conv2", lip::BoundedConv2d(lip::BoundedConv2dOptions(16, 32, 4, conv1->output_height(),
                                                               conv1->output_width())

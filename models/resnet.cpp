@@ -29,11 +29,11 @@ using Part = std::shared_ptr<lip::BoundedModule>;
 Part conv_norm(torch::nn::Module& names, const std::string& conv_name, const std::string& bn_name,
                int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t& h, int64_t& w,
                bool center, bool zero_init = false) {
-  auto conv = names.register_module(
-      conv_name, BoundedConv2d(BoundedConv2dOptions(in, out, kernel, h, w)
-                                   .stride(stride)
-                                   .padding(kernel / 2)
-                                   .bias(false)));
+  auto conv =
+      names.register_module(conv_name, BoundedConv2d(BoundedConv2dOptions(in, out, kernel, h, w)
+                                                         .stride(stride)
+                                                         .padding(kernel / 2)
+                                                         .bias(false)));
   h = conv->output_height();
   w = conv->output_width();
   auto zero = [&](at::Tensor t) {
@@ -73,8 +73,8 @@ Part block(torch::nn::Module& names, bool bottleneck, int64_t in, int64_t planes
   lip::Residual residual{nullptr};
   if (stride != 1 || in != out) {
     auto downsample = names.register_module("downsample", std::make_shared<torch::nn::Module>());
-    residual = lip::Residual(
-        conv_norm(*downsample, "0", "1", in, out, 1, stride, h, w, center), branch);
+    residual =
+        lip::Residual(conv_norm(*downsample, "0", "1", in, out, 1, stride, h, w, center), branch);
   } else {
     residual = lip::Residual(branch);
   }

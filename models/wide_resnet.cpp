@@ -6,8 +6,8 @@
 // Batch-norm bounds: bn2 directly follows conv1 and is folded into conv1's operator
 // (lipschitz::ConvBatchNorm2d); the first block's bn1 directly follows the stem conv when nothing
 // else reads the stem output, and is folded there; every other bn1 and the final bn follow a
-// residual sum and are bounded by the rule max|gamma|/sqrt(var+eps) (lipschitz::BoundedBatchNorm2d).
-// norm=center replaces every BN by a batch centring (bound 1).
+// residual sum and are bounded by the rule max|gamma|/sqrt(var+eps)
+// (lipschitz::BoundedBatchNorm2d). norm=center replaces every BN by a batch centring (bound 1).
 // conv2 starts at zero (zero_init_residual=1, the default): every block starts as its shortcut.
 // Options: depth, widen, dropout, norm (batch|center), zero_init_residual (1|0).
 #include <lmt/lipschitz/compose.h>
@@ -113,7 +113,8 @@ class WideResNet : public ComposedModel {
         const int64_t stride = (group > 0 && i == 0) ? 2 : 1;
         auto names = std::make_shared<torch::nn::Module>();
         blocks.push_back(wide_block(*names, in, out, stride, h, w, dropout, center,
-                                    zero_init_residual, stem_conv, blocks.empty() ? &stem : nullptr));
+                                    zero_init_residual, stem_conv,
+                                    blocks.empty() ? &stem : nullptr));
         list->push_back(names);
         in = out;
       }

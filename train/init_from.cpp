@@ -6,8 +6,8 @@
 
 #include <cstdio>
 #include <cstring>
-#include <memory>
 #include <map>
+#include <memory>
 #include <set>
 
 #include <caffe2/serialize/in_memory_adapter.h>
@@ -72,11 +72,21 @@ class JsonParser {
         if (at_ >= text_.size()) fail("unterminated escape");
         c = text_[at_++];
         switch (c) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
           case 'u': {
             if (at_ + 4 > text_.size()) fail("short \\u escape");
             const unsigned code = std::stoul(text_.substr(at_, 4), nullptr, 16);
@@ -93,7 +103,8 @@ class JsonParser {
             }
             break;
           }
-          default: out += c;  // \" \\ \/
+          default:
+            out += c;  // \" \\ \/
         }
       } else {
         out += c;
@@ -197,12 +208,24 @@ Named read_safetensors(const std::string& bytes) {
 struct Py;
 using PyPtr = std::shared_ptr<Py>;
 struct Py {
-  enum Kind { kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kTensor, kObject };
+  enum Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kTensor,
+    kObject
+  };
   Kind kind = kNone;
   int64_t integer = 0;
   double real = 0;
-  std::string text;                             // string; global: "module.name"
-  std::vector<PyPtr> items;                     // tuple, list; object: its arguments
+  std::string text;                              // string; global: "module.name"
+  std::vector<PyPtr> items;                      // tuple, list; object: its arguments
   std::vector<std::pair<PyPtr, PyPtr>> entries;  // dict
   at::Tensor tensor;
 };
@@ -217,19 +240,44 @@ class Unpickler {
       const size_t op_at = at_;
       const uint8_t op = byte();
       switch (op) {
-        case 0x80: byte(); break;           // PROTO
-        case 0x95: bytes(8); break;         // FRAME
-        case '.': return pop();             // STOP
-        case '(': marks_.push_back(stack_.size()); break;
-        case '0': pop(); break;
-        case '1': take_to_mark(); break;    // POP_MARK
-        case '2': push(top()); break;       // DUP
-        case 'N': push(make(Py::kNone)); break;
-        case 0x88: push(boolean(true)); break;
-        case 0x89: push(boolean(false)); break;
-        case 'J': push(integer(int32_t(little(4)))); break;
-        case 'K': push(integer(int64_t(little(1)))); break;
-        case 'M': push(integer(int64_t(little(2)))); break;
+        case 0x80:
+          byte();
+          break;  // PROTO
+        case 0x95:
+          bytes(8);
+          break;  // FRAME
+        case '.':
+          return pop();  // STOP
+        case '(':
+          marks_.push_back(stack_.size());
+          break;
+        case '0':
+          pop();
+          break;
+        case '1':
+          take_to_mark();
+          break;  // POP_MARK
+        case '2':
+          push(top());
+          break;  // DUP
+        case 'N':
+          push(make(Py::kNone));
+          break;
+        case 0x88:
+          push(boolean(true));
+          break;
+        case 0x89:
+          push(boolean(false));
+          break;
+        case 'J':
+          push(integer(int32_t(little(4))));
+          break;
+        case 'K':
+          push(integer(int64_t(little(1))));
+          break;
+        case 'M':
+          push(integer(int64_t(little(2))));
+          break;
         case 0x8a: {  // LONG1
           const size_t n = size_t(little(1));
           if (n > 8) fail(op_at, "integer wider than 64 bits");
@@ -240,8 +288,10 @@ class Unpickler {
         }
         case 'I': {  // INT (text); "00"/"01" are False/True
           const std::string line = this->line();
-          if (line == "00" || line == "01") push(boolean(line == "01"));
-          else push(integer(std::stoll(line)));
+          if (line == "00" || line == "01")
+            push(boolean(line == "01"));
+          else
+            push(integer(std::stoll(line)));
           break;
         }
         case 'G': {  // BINFLOAT, big-endian
@@ -254,19 +304,40 @@ class Unpickler {
           push(f);
           break;
         }
-        case 'X': case 'T': case 'B': push(string(bytes(size_t(little(4))))); break;
-        case 0x8c: case 'U': case 'C': push(string(bytes(size_t(little(1))))); break;
-        case 0x8d: case 0x8e: push(string(bytes(size_t(little(8))))); break;
-        case ')': push(make(Py::kTuple)); break;
-        case 't': push(sequence(Py::kTuple, take_to_mark())); break;
-        case 0x85: case 0x86: case 0x87: {  // TUPLE1..3
+        case 'X':
+        case 'T':
+        case 'B':
+          push(string(bytes(size_t(little(4)))));
+          break;
+        case 0x8c:
+        case 'U':
+        case 'C':
+          push(string(bytes(size_t(little(1)))));
+          break;
+        case 0x8d:
+        case 0x8e:
+          push(string(bytes(size_t(little(8)))));
+          break;
+        case ')':
+          push(make(Py::kTuple));
+          break;
+        case 't':
+          push(sequence(Py::kTuple, take_to_mark()));
+          break;
+        case 0x85:
+        case 0x86:
+        case 0x87: {  // TUPLE1..3
           std::vector<PyPtr> items(size_t(op - 0x84));
           for (auto it = items.rbegin(); it != items.rend(); ++it) *it = pop();
           push(sequence(Py::kTuple, std::move(items)));
           break;
         }
-        case ']': push(make(Py::kList)); break;
-        case 'l': push(sequence(Py::kList, take_to_mark())); break;
+        case ']':
+          push(make(Py::kList));
+          break;
+        case 'l':
+          push(sequence(Py::kList, take_to_mark()));
+          break;
         case 'a': {
           auto v = pop();
           top()->items.push_back(v);
@@ -277,7 +348,9 @@ class Unpickler {
           for (auto& x : v) top()->items.push_back(x);
           break;
         }
-        case '}': push(make(Py::kDict)); break;
+        case '}':
+          push(make(Py::kDict));
+          break;
         case 'd': {
           auto kv = take_to_mark();
           push(make(Py::kDict));
@@ -289,11 +362,20 @@ class Unpickler {
           set_items(op_at, {k, v});
           break;
         }
-        case 'u': set_items(op_at, take_to_mark()); break;
-        case 'q': memo_[little(1)] = top(); break;
-        case 'r': memo_[little(4)] = top(); break;
-        case 0x94: memo_[memo_.size()] = top(); break;  // MEMOIZE
-        case 'h': case 'j': {
+        case 'u':
+          set_items(op_at, take_to_mark());
+          break;
+        case 'q':
+          memo_[little(1)] = top();
+          break;
+        case 'r':
+          memo_[little(4)] = top();
+          break;
+        case 0x94:
+          memo_[memo_.size()] = top();
+          break;  // MEMOIZE
+        case 'h':
+        case 'j': {
           auto it = memo_.find(little(op == 'h' ? 1 : 4));
           if (it == memo_.end()) fail(op_at, "memo key missing");
           push(it->second);
@@ -322,8 +404,12 @@ class Unpickler {
           push(o);
           break;
         }
-        case 'b': pop(); break;  // BUILD: the object's state (e.g. a state_dict's _metadata)
-        case 'Q': push(persistent(op_at, pop())); break;
+        case 'b':
+          pop();
+          break;  // BUILD: the object's state (e.g. a state_dict's _metadata)
+        case 'Q':
+          push(persistent(op_at, pop()));
+          break;
         default: {
           char hex[8];
           std::snprintf(hex, sizeof hex, "0x%02x", op);
@@ -438,11 +524,11 @@ class Unpickler {
     const auto& a = pid->items;
     if (a.size() < 5 || a[0]->text != "storage") fail(at, "unsupported persistent id");
     static const std::map<std::string, at::ScalarType> types = {
-        {"torch.FloatStorage", at::kFloat},   {"torch.DoubleStorage", at::kDouble},
-        {"torch.HalfStorage", at::kHalf},     {"torch.BFloat16Storage", at::kBFloat16},
-        {"torch.LongStorage", at::kLong},     {"torch.IntStorage", at::kInt},
-        {"torch.ShortStorage", at::kShort},   {"torch.CharStorage", at::kChar},
-        {"torch.ByteStorage", at::kByte},     {"torch.BoolStorage", at::kBool}};
+        {"torch.FloatStorage", at::kFloat}, {"torch.DoubleStorage", at::kDouble},
+        {"torch.HalfStorage", at::kHalf},   {"torch.BFloat16Storage", at::kBFloat16},
+        {"torch.LongStorage", at::kLong},   {"torch.IntStorage", at::kInt},
+        {"torch.ShortStorage", at::kShort}, {"torch.CharStorage", at::kChar},
+        {"torch.ByteStorage", at::kByte},   {"torch.BoolStorage", at::kBool}};
     auto type = types.find(a[1]->text);
     if (type == types.end()) fail(at, "unsupported storage type " + a[1]->text);
     const std::string key = a[2]->text;
@@ -472,8 +558,10 @@ Named tensors_of(const PyPtr& value, const std::string& where) {
   if (value->kind != Py::kDict) throw std::runtime_error(where + " is not a dict");
   Named out;
   for (const auto& [key, v] : value->entries) {
-    if (key->kind != Py::kString) throw std::runtime_error(where + " has a key that is not a string");
-    if (v->kind != Py::kTensor) throw std::runtime_error(where + "['" + key->text + "'] is not a tensor");
+    if (key->kind != Py::kString)
+      throw std::runtime_error(where + " has a key that is not a string");
+    if (v->kind != Py::kTensor)
+      throw std::runtime_error(where + "['" + key->text + "'] is not a tensor");
     out.emplace_back(key->text, v->tensor);
   }
   return out;
@@ -579,7 +667,8 @@ InitFromReport load_initial_weights(const std::string& path, models::Model& mode
       copies.emplace_back(target, source);
   }
   for (const auto& [name, t] : file)
-    if (!used.count(name) && !skipped_by(skip, name)) unexpected.push_back(name + " " + shape_of(t));
+    if (!used.count(name) && !skipped_by(skip, name))
+      unexpected.push_back(name + " " + shape_of(t));
   for (const auto& g : skip) {
     bool matched = false;
     for (const auto& [name, t] : targets) matched = matched || skipped_by({g}, name);

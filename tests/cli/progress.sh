@@ -88,7 +88,7 @@ for cols in 60 200; do
   bar_check attack$cols.out $cols || fail "attack bar on $cols columns"
   grep -qa "attack \[" attack$cols.out || fail "no attack bar"
 done
-grep -aEq "eval \[[#.]+\] +[0-9]+% [0-9]+/10000  acc 0\.[0-9]{4}" eval200.out \
+grep -aEq "eval \[[#.]+\] +[0-9]+% +[0-9]+/10000  acc 0\.[0-9]{4}" eval200.out \
   || fail "eval bar items"
 
 # Under mpirun the ranks' stderr is a pipe, yet rank 0 draws the bar (its launcher's stderr is

@@ -126,7 +126,8 @@ TEST(ComposeParts, SoftplusHasSlopeBelowOne) {
   lip::Softplus part;
   at::Tensor x = at::randn({1, 2, 3, 3}, at::kDouble) * 3;
   EXPECT_TRUE(at::equal(part->forward(x), at::softplus(x)));
-  const double jac = spectral_norm(jacobian([&](const at::Tensor& u) { return part->forward(u); }, x));
+  const double jac =
+      spectral_norm(jacobian([&](const at::Tensor& u) { return part->forward(u); }, x));
   EXPECT_LT(jac, 1.0);
   EXPECT_EQ(value(part->lipschitz_bound(BoundMode::kSound)), 1.0);
 }

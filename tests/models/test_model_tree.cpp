@@ -3,8 +3,9 @@
 // doubling it moves the logits exactly when it moves the bound, and doubling any spectral
 // operator's weight moves both the logits and the sound bound: a layer added to forward but not to
 // the bound, or to the bound but not to forward, fails here. The sound bound of the changed models
-// still dominates the logit-difference slopes found along steepest directions. The state-dict layout (names,
-// order, shapes, dtypes) of every model is pinned, so model files written before keep loading.
+// still dominates the logit-difference slopes found along steepest directions. The state-dict
+// layout (names, order, shapes, dtypes) of every model is pinned, so model files written before
+// keep loading.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -29,7 +30,8 @@ namespace {
 double value(const at::Tensor& t) { return t.to(at::kDouble).item<double>(); }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Every model with a bound: the zoo's list and any other registered model (a new architecture)
@@ -67,7 +69,8 @@ std::shared_ptr<lm::Model> small_model(const std::string& spec, uint64_t seed, i
 std::vector<std::pair<std::string, at::Tensor>> multiplicative_tensors(lm::Model& model) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : model.named_parameters())
-    if (ends_with(p.key(), "weight") || ends_with(p.key(), "scale")) out.emplace_back(p.key(), p.value());
+    if (ends_with(p.key(), "weight") || ends_with(p.key(), "scale"))
+      out.emplace_back(p.key(), p.value());
   for (const auto& b : model.named_buffers())
     if (ends_with(b.key(), "running_var")) out.emplace_back(b.key(), b.value());
   return out;
@@ -149,7 +152,7 @@ TEST_P(ModelTree, EveryTensorMovesTheLogitsExactlyWhenItMovesTheTrainBound) {
 
 TEST_P(ModelTree, EverySpectralOperatorMovesTheLogitsAndTheSoundBound) {
   // 8x8 inputs: the sound bound of a small conv comes from its explicit matrix; a WRN's bound
-  // then takes ~2 s (24 s for its 12 operators), at 16x16 ~30 s.
+  // then takes ~2 s (24 s for its 12 operators on an idle machine), at 16x16 ~30 s.
   auto model = small_model(GetParam(), 33, 8);
   at::manual_seed(34);
   const at::Tensor x = at::rand({8, 1, 8, 8}, at::kDouble);

@@ -37,8 +37,10 @@ void fill(models::Model& model, double x, double pi, int64_t count) {
     if (p.defined()) p.fill_(x);
   for (auto& b : model.named_buffers()) {
     if (!b.value().defined()) continue;
-    if (!b.value().is_floating_point()) b.value().fill_(count);
-    else b.value().fill_(train::is_power_iteration_vector(b.key()) ? pi : x);
+    if (!b.value().is_floating_point())
+      b.value().fill_(count);
+    else
+      b.value().fill_(train::is_power_iteration_vector(b.key()) ? pi : x);
   }
 }
 
@@ -51,9 +53,9 @@ void expect_all(models::Model& ema, double x, double pi, int64_t count) {
   }
   for (auto& b : ema.named_buffers()) {
     if (!b.value().defined()) continue;
-    const double want = !b.value().is_floating_point() ? double(count)
+    const double want = !b.value().is_floating_point()              ? double(count)
                         : train::is_power_iteration_vector(b.key()) ? pi
-                                                                     : x;
+                                                                    : x;
     EXPECT_TRUE(b.value().eq(want).all().item<bool>()) << b.key() << " != " << want;
   }
 }

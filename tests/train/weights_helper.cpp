@@ -21,7 +21,8 @@ at::Tensor read_raw(const std::string& path, std::vector<int64_t> shape) {
   at::Tensor t = at::empty(shape, at::kFloat);
   std::ifstream in(path, std::ios::binary);
   in.read(static_cast<char*>(t.data_ptr()), std::streamsize(t.numel() * 4));
-  if (!in) throw std::runtime_error(path + ": cannot read " + std::to_string(t.numel()) + " floats");
+  if (!in)
+    throw std::runtime_error(path + ": cannot read " + std::to_string(t.numel()) + " floats");
   return t;
 }
 

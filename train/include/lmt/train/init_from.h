@@ -42,7 +42,7 @@ struct InitFromReport {
 // (values cast to the model's dtype; floating point into floating point only). Strict: every
 // model key must be in the file and every file key in the model, apart from keys matching a
 // `skip` glob (on either side) and lmt's power-iteration vectors "*.pi_u" (loaded when present,
-// else kept: they are a warm start, no bound is computed from them without iterating). On any
+// else kept as initialized: only a warm start, iterated before every training step). On any
 // difference nothing is copied and one InitFromError names the file and every missing,
 // unexpected and mismatched key, and every glob that matches no key.
 InitFromReport load_initial_weights(const std::string& path, models::Model& model,
