@@ -8,6 +8,7 @@
 #include <lmt/data/dataset_file.h>
 #include <lmt/data/loader.h>
 #include <lmt/dist/communicator.h>
+#include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/models/model.h>
 #include <lmt/train/certification.h>
@@ -42,7 +43,9 @@ namespace {
 struct CertifyCommandOptions : ModelCommandOptions {
   std::vector<double> eps = train::CertifyOptions().eps();
   RadiusRule head = RadiusRule::kBest;
-  std::string plot;  // empty: no plot
+  std::string plot;       // empty: no plot
+  std::string plot_size = "960x640";
+  std::string curve_csv;  // empty: none
   bool tight_bounds = true;
 };
 
@@ -59,13 +62,94 @@ options::Schema<CertifyCommandOptions> certify_schema() {
       Spec("head", "radius rule (best: per point the larger; both are sound)"),
       [](auto& o) -> auto& { return o.head; });
   s.add<std::string>(
-      Spec("plot", "draw certified accuracy against radius").operational().value("FILE.png"),
+      Spec("plot", "draw certified accuracy against radius (gnuplot's PNG terminal)")
+          .operational()
+          .value("FILE.png"),
       [](auto& o) -> auto& { return o.plot; });
+  s.add<std::string>(Spec("plot-size", "the --plot image's size in pixels").operational().value("WxH"),
+                     [](auto& o) -> auto& { return o.plot_size; });
+  s.add<std::string>(
+      Spec("curve-csv",
+           "write the certified-accuracy curve as CSV: radius,certified_accuracy (the fraction of "
+           "points classified correctly with certified radius >= radius) at 0 and at every "
+           "distinct radius")
+          .operational()
+          .value("FILE.csv"),
+      [](auto& o) -> auto& { return o.curve_csv; });
   s.add<bool>(Spec("tight-bounds",
                    "bound small convs by their explicit matrix (exact or banded certificate, "
                    "docs/methods.md#sound-bounds); false: the circulant bound only (faster)"),
               [](auto& o) -> auto& { return o.tight_bounds; });
   return s;
+}
+
+std::string format_percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * fraction);
+  return buf;
+}
+
+// Certified accuracy as a function of the radius: at 0 and at each distinct radius of a correctly
+// classified point, the fraction of all n points that are correct with radius >= it.
+struct CertifiedCurve {
+  std::vector<double> radius, accuracy;
+};
+
+CertifiedCurve certified_curve(const at::Tensor& radii, const at::Tensor& correct, int64_t n) {
+  at::Tensor r = radii.masked_select(correct.to(at::kBool)).to(at::kDouble).contiguous();
+  std::vector<double> sorted(r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
+  std::sort(sorted.begin(), sorted.end());
+  CertifiedCurve c;
+  const double total = double(std::max<int64_t>(n, 1));
+  c.radius.push_back(0);
+  c.accuracy.push_back(double(sorted.size()) / total);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (sorted[i] <= c.radius.back()) continue;  // equal radii: one row, counted from the first
+    c.radius.push_back(sorted[i]);
+    c.accuracy.push_back(double(sorted.size() - i) / total);
+  }
+  return c;
+}
+
+void write_certified_plot(const std::string& path, PlotSize size, const CertifiedCurve& curve,
+                          const lipschitz::CertificationSummary& s, const std::string& model,
+                          double bound) {
+  PlotPanel panel;
+  panel.x_label = "l2 radius ε (pixels in [0, 1])";
+  panel.y_label = "certified accuracy (%)";
+  panel.y_min = 0;
+  panel.y_max = 100;
+  panel.x_min = 0;
+  // The requested radii with room to their right; the tail of large radii cut at 4x that.
+  double x_max = *std::max_element(s.eps.begin(), s.eps.end()) * 1.25;
+  if (curve.radius.size() > 1) x_max = std::max(x_max, std::min(curve.radius.back(), 4 * x_max));
+  panel.x_max = x_max > 0 ? x_max : 1;
+  PlotSeries line;
+  line.title = "certified accuracy (clean " + format_percent(s.clean_accuracy) + ")";
+  line.style = PlotSeries::Style::kSteps;
+  // The curve is a_{i+1} on (r_i, r_{i+1}] (a point with radius r is certified at eps <= r).
+  // gnuplot's steps draw each point's y rightwards to the next x, so the points (r_i, a_{i+1})
+  // draw exactly that, after (0, a_0).
+  line.x = curve.radius;
+  for (size_t i = 0; i < curve.radius.size(); ++i)
+    line.y.push_back(100 * (i + 1 < curve.accuracy.size() ? curve.accuracy[i + 1] : 0.0));
+  line.x.insert(line.x.begin(), 0.0);
+  line.y.insert(line.y.begin(), 100 * curve.accuracy.front());
+  panel.series.push_back(line);
+  for (size_t i = 0; i < s.eps.size(); ++i) {
+    PlotSeries mark;
+    mark.title = "ε = " + options::format_number(s.eps[i]) + ": " +
+                 format_percent(s.certified_accuracy[i]);
+    mark.style = PlotSeries::Style::kPoints;
+    mark.color = int(i) + 1;
+    mark.x = {s.eps[i]};
+    mark.y = {100 * s.certified_accuracy[i]};
+    panel.series.push_back(mark);
+  }
+  char title[256];
+  std::snprintf(title, sizeof title, "%s: certified accuracy, %lld test images, L = %.4g (sound)",
+                model.c_str(), (long long)s.n, bound);
+  write_plot_png(path, "--plot", title, {panel}, size);
 }
 
 }  // namespace
@@ -79,6 +163,7 @@ int run_certify(int argc, char** argv, Session& session) {
           schema, argc, argv, o))
     return 0;
   if (o.eps.empty()) throw UsageError("option '--eps' needs at least one radius");
+  const PlotSize plot_size = parse_plot_size("--plot-size", o.plot_size);
   train::CertifyOptions settings;
   settings.eps(o.eps);
   settings.head(options::to_string(o.head));
@@ -148,20 +233,22 @@ int run_certify(int argc, char** argv, Session& session) {
   std::fprintf(stderr, "  bounds computed in %.1f s\n", result.bound_seconds);
   if (!o.metrics_out.empty()) io::MetricsWriter(o.metrics_out).write(line);
 
-  if (!o.plot.empty()) {
-    // Certified accuracy at radius r = fraction of points correct with radius >= r.
-    auto radii = result.radii.masked_select(result.correct).contiguous();
-    std::vector<double> sorted(radii.data_ptr<double>(), radii.data_ptr<double>() + radii.numel());
-    std::sort(sorted.begin(), sorted.end());
-    std::vector<double> xs{0.0}, ys{double(sorted.size()) / double(s.n)};
-    for (size_t i = 0; i < sorted.size(); ++i) {
-      xs.push_back(sorted[i]);
-      ys.push_back(double(sorted.size() - i - 1) / double(s.n));
+  if (!o.plot.empty() || !o.curve_csv.empty()) {
+    const auto curve = certified_curve(result.radii, result.correct, s.n);
+    if (!o.curve_csv.empty()) {
+      std::string csv = "radius,certified_accuracy\n";
+      char row[64];
+      for (size_t i = 0; i < curve.radius.size(); ++i) {
+        std::snprintf(row, sizeof row, "%.17g,%.17g\n", curve.radius[i], curve.accuracy[i]);
+        csv += row;
+      }
+      io::write_file_atomic(o.curve_csv, csv);
+      std::fprintf(stderr, "  curve written to %s\n", o.curve_csv.c_str());
     }
-    double x_max = *std::max_element(s.eps.begin(), s.eps.end()) * 1.25;
-    if (!sorted.empty()) x_max = std::max(x_max, std::min(sorted.back(), 4 * x_max));
-    write_line_plot_png(o.plot, xs, ys, x_max, s.eps, s.certified_accuracy);
-    std::fprintf(stderr, "  plot written to %s\n", o.plot.c_str());
+    if (!o.plot.empty()) {
+      write_certified_plot(o.plot, plot_size, curve, s, model.config().name, result.sound_bound);
+      std::fprintf(stderr, "  plot written to %s\n", o.plot.c_str());
+    }
   }
   return 0;
 }

@@ -34,6 +34,7 @@ int run_eval(int argc, char** argv, Session& session);
 int run_attack(int argc, char** argv, Session& session);
 int run_export(int argc, char** argv, Session& session);
 int run_certify(int argc, char** argv, Session& session);
+int run_plot(int argc, char** argv, Session& session);
 
 // Intra-op threads when --threads is not given: the machine's cores shared by the ranks of
 // this node.

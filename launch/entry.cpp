@@ -42,6 +42,7 @@ const std::vector<CommandEntry>& command_table() {
        lmt::launch::run_export},
       {"certify", "certified l2 robustness from a sound Lipschitz bound", true,
        lmt::launch::run_certify},
+      {"plot", "training curves of runs (metrics.jsonl) as a PNG", false, lmt::launch::run_plot},
   };
   return table;
 }

@@ -16,6 +16,7 @@ PACKAGES=(
   dataset-fashion-mnist                         # real data for training runs and tests
   python3-torch python3-torchvision python3-numpy python3-h5py  # interop tests (/usr/bin/python3)
   slurm-wlm munge                               # the private Slurm cluster of the launch tests
+  gnuplot-nox fonts-dejavu-core                 # certify --plot and lmt plot (pngcairo terminal)
 )
 
 missing=()

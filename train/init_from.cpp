@@ -14,6 +14,7 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <lmt/io/atomic_file.h>
+#include <lmt/io/json.h>
 #include <lmt/train/ema.h>
 
 namespace lmt::train {
@@ -23,138 +24,7 @@ using Named = std::vector<std::pair<std::string, at::Tensor>>;
 
 std::string shape_of(const at::Tensor& t) { return c10::str(t.sizes()); }
 
-// A JSON value as far as a safetensors header needs: objects, arrays, strings, numbers.
-struct Json {
-  enum Kind { kObject, kArray, kString, kNumber, kOther } kind = kOther;
-  std::vector<std::pair<std::string, Json>> object;
-  std::vector<Json> array;
-  std::string string;
-  double number = 0;
-  const Json* find(const std::string& key) const {
-    for (const auto& [k, v] : object)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& text) : text_(text) {}
-  Json parse() {
-    Json value = parse_value();
-    skip_space();
-    if (at_ != text_.size()) fail("trailing characters");
-    return value;
-  }
-
- private:
-  [[noreturn]] void fail(const std::string& what) const {
-    throw std::runtime_error("malformed JSON header (" + what + " at byte " + std::to_string(at_) +
-                             ")");
-  }
-  void skip_space() {
-    while (at_ < text_.size() && std::strchr(" \t\r\n", text_[at_])) ++at_;
-  }
-  bool eat(char c) {
-    skip_space();
-    if (at_ < text_.size() && text_[at_] == c) return ++at_, true;
-    return false;
-  }
-  void expect(char c) {
-    if (!eat(c)) fail(std::string("expected '") + c + "'");
-  }
-  std::string parse_string() {
-    expect('"');
-    std::string out;
-    while (at_ < text_.size() && text_[at_] != '"') {
-      char c = text_[at_++];
-      if (c == '\\') {
-        if (at_ >= text_.size()) fail("unterminated escape");
-        c = text_[at_++];
-        switch (c) {
-          case 'n':
-            out += '\n';
-            break;
-          case 't':
-            out += '\t';
-            break;
-          case 'r':
-            out += '\r';
-            break;
-          case 'b':
-            out += '\b';
-            break;
-          case 'f':
-            out += '\f';
-            break;
-          case 'u': {
-            if (at_ + 4 > text_.size()) fail("short \\u escape");
-            const unsigned code = std::stoul(text_.substr(at_, 4), nullptr, 16);
-            at_ += 4;
-            if (code < 0x80) {
-              out += char(code);
-            } else if (code < 0x800) {
-              out += char(0xc0 | (code >> 6));
-              out += char(0x80 | (code & 0x3f));
-            } else {  // surrogate pairs are not names a state_dict has; encoded one by one
-              out += char(0xe0 | (code >> 12));
-              out += char(0x80 | ((code >> 6) & 0x3f));
-              out += char(0x80 | (code & 0x3f));
-            }
-            break;
-          }
-          default:
-            out += c;  // \" \\ \/
-        }
-      } else {
-        out += c;
-      }
-    }
-    if (at_ >= text_.size()) fail("unterminated string");
-    ++at_;
-    return out;
-  }
-  Json parse_value() {
-    skip_space();
-    if (at_ >= text_.size()) fail("unexpected end");
-    Json v;
-    const char c = text_[at_];
-    if (c == '{') {
-      v.kind = Json::kObject;
-      ++at_;
-      if (eat('}')) return v;
-      do {
-        skip_space();
-        std::string key = parse_string();
-        expect(':');
-        v.object.emplace_back(std::move(key), parse_value());
-      } while (eat(','));
-      expect('}');
-    } else if (c == '[') {
-      v.kind = Json::kArray;
-      ++at_;
-      if (eat(']')) return v;
-      do v.array.push_back(parse_value());
-      while (eat(','));
-      expect(']');
-    } else if (c == '"') {
-      v.kind = Json::kString;
-      v.string = parse_string();
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = Json::kNumber;
-      size_t used = 0;
-      v.number = std::stod(text_.substr(at_, 32), &used);
-      at_ += used;
-    } else {
-      for (const char* word : {"true", "false", "null"})
-        if (text_.compare(at_, std::strlen(word), word) == 0) return at_ += std::strlen(word), v;
-      fail(std::string("unexpected '") + c + "'");
-    }
-    return v;
-  }
-  const std::string& text_;
-  size_t at_ = 0;
-};
+using io::Json;
 
 at::ScalarType safetensors_type(const std::string& dtype) {
   static const std::map<std::string, at::ScalarType> types = {
@@ -172,7 +42,7 @@ Named read_safetensors(const std::string& bytes) {
   std::memcpy(&length, bytes.data(), 8);
   if (length > bytes.size() - 8) throw std::runtime_error("header length beyond the file");
   const std::string header = bytes.substr(8, length);
-  const Json root = JsonParser(header).parse();
+  const Json root = io::parse_json(header);  // "malformed JSON (...)"
   if (root.kind != Json::kObject) throw std::runtime_error("header is not a JSON object");
   const uint64_t data_begin = 8 + length, data_size = bytes.size() - data_begin;
   Named out;
