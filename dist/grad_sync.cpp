@@ -9,6 +9,7 @@
 // a view again.
 #include <lmt/dist/error.h>
 #include <lmt/dist/grad_sync.h>
+#include <lmt/io/trace.h>
 
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/function.h>
@@ -58,6 +59,8 @@ struct GradSync::State {
   std::vector<std::pair<size_t, size_t>> where;  // param -> (bucket, slot)
   std::vector<at::Tensor> flats;
   std::vector<std::shared_ptr<Work>> works;
+  std::vector<int64_t> launched_us;  // per bucket, when tracing: the launch time
+  uint64_t traced_spans = 0;          // the trace's async ids
   std::vector<size_t> pending;  // per bucket: gradients still to come this step
   std::vector<char> ready;      // per param
   size_t next_launch = 0;
@@ -71,6 +74,7 @@ struct GradSync::State {
     std::fill(ready.begin(), ready.end(), 0);
     for (size_t b = 0; b < buckets.size(); ++b) pending[b] = buckets[b].params.size();
     works.assign(buckets.size(), nullptr);
+    launched_us.assign(buckets.size(), 0);
     next_launch = 0;
     arrived_twice = false;
   }
@@ -97,6 +101,7 @@ struct GradSync::State {
       }
     }
     at::Tensor& flat = flats[b];
+    if (io::trace::enabled()) launched_us[b] = io::trace::now_us();
     works[b] = comm->all_reduce_async(flat, ReduceOp::kAvg);
   }
 
@@ -202,9 +207,19 @@ void GradSync::finish() {
         "GradSync: a gradient arrived twice before finish(); call finish() after "
         "every backward, or accumulate with accumulate_only(true) before all but the last)");
   }
+  const size_t launched_in_backward = s.next_launch;
   while (s.next_launch < s.buckets.size()) s.launch(s.next_launch++);
   for (size_t b = 0; b < s.buckets.size(); ++b) {
     s.works[b]->wait();
+    if (io::trace::enabled()) {  // the bucket from its launch (during backward) to its result
+      const int64_t done = io::trace::now_us();
+      io::trace::async_span(("allreduce bucket " + std::to_string(b)).c_str(), "allreduce",
+                            (uint64_t(s.comm->rank()) << 40) + ++s.traced_spans,
+                            s.launched_us[b], done,
+                            "\"bytes\":" + std::to_string(s.buckets[b].bytes) +
+                              ",\"launched_during_backward\":" +
+                              (b < launched_in_backward ? "true" : "false"));
+    }
     const GradBucket& bucket = s.buckets[b];
     for (size_t k = 0; k < bucket.params.size(); ++k) {
       at::Tensor& p = s.params[bucket.params[k]];

@@ -3,6 +3,7 @@
 // MPI_THREAD_MULTIPLE, as nonblocking MPI calls from the caller. Every one is watched.
 #include <lmt/dist/communicator.h>
 #include <lmt/dist/error.h>
+#include <lmt/io/trace.h>
 
 #include <mpi.h>
 
@@ -103,7 +104,10 @@ class MpiCommunicator : public Communicator {
     if (probe_)
       watchdog_->set_peer_hooks([this] { probe_->answer(); }, [this] { return probe_->explain(); });
     threaded_ = options.progress() == MpiProgress::kThread && level >= MPI_THREAD_MULTIPLE;
-    if (threaded_) worker_ = std::thread([this] { serve(); });
+    if (threaded_) worker_ = std::thread([this] {
+        io::trace::set_thread_name("mpi progress");
+        serve();
+      });
   }
 
   ~MpiCommunicator() override {
@@ -143,7 +147,7 @@ class MpiCommunicator : public Communicator {
       if (!buf.is_same(target)) target.copy_(buf);
     };
     if (threaded_) {
-      return std::make_shared<ThreadWork>(submit("all_reduce", [=]() mutable {
+      return std::make_shared<ThreadWork>(submit("all_reduce", buf.nbytes(), [=]() mutable {
         check(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_),
               "MPI_Allreduce");
         finish();
@@ -197,6 +201,7 @@ class MpiCommunicator : public Communicator {
       if (done_) return;
       {
         WatchScope watch(dog_, "all_reduce");
+        io::TraceScope traced("MPI_Wait all_reduce", "comm");
         mpi_check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait (all_reduce)", rank_);
       }
       finish_();
@@ -213,6 +218,7 @@ class MpiCommunicator : public Communicator {
 
   struct Job {
     const char* name;
+    size_t bytes = 0;  // the payload, for the trace
     std::function<void()> body;
     std::promise<void> done;
   };
@@ -222,16 +228,17 @@ class MpiCommunicator : public Communicator {
   // Runs a blocking collective in issue order with the async ones.
   void run(const char* name, std::function<void()> body) {
     if (threaded_) {
-      submit(name, std::move(body)).get();
+      submit(name, 0, std::move(body)).get();
     } else {
       WatchScope watch(*watchdog_, name);
       body();
     }
   }
 
-  std::shared_future<void> submit(const char* name, std::function<void()> body) {
+  std::shared_future<void> submit(const char* name, size_t bytes, std::function<void()> body) {
     auto job = std::make_shared<Job>();
     job->name = name;
+    job->bytes = bytes;
     job->body = std::move(body);
     std::shared_future<void> done = job->done.get_future().share();
     {
@@ -254,6 +261,8 @@ class MpiCommunicator : public Communicator {
       }
       try {
         WatchScope watch(*watchdog_, job->name);
+        io::TraceScope traced(job->name, "comm");  // the MPI call itself, on this thread's track
+        if (job->bytes) traced.arg("bytes", int64_t(job->bytes));
         job->body();
         job->done.set_value();
       } catch (...) {

@@ -1,6 +1,8 @@
 // TrainOptions' schema, built from LMT_TRAIN_OPTIONS, and the rules between options.
 #include <lmt/train/options.h>
 
+#include <cstdio>
+
 #include <lmt/models/heads.h>
 
 namespace lmt::train {
@@ -66,9 +68,20 @@ void check_options(const TrainOptions& o, int world_size) {
     throw TrainError("--keep-best " + options::join(options::Codec<KeepBest>::format(
                                           o.keep_best())) +
                      ": the HE head (head=he) has no Lipschitz bound");
+  trace_step_range(o);  // throws naming --trace-steps
   if ((o.loss() == Loss::kPgdAt || o.loss() == Loss::kTrades) && !(o.adv_eps() > 0))
     throw TrainError(std::string("--eps: --loss ") + options::to_string(o.loss()) +
                      " needs eps > 0");
+}
+
+std::pair<int64_t, int64_t> trace_step_range(const TrainOptions& o) {
+  long long first = 0, last = 0;
+  char colon = 0, extra = 0;
+  if (std::sscanf(o.trace_steps().c_str(), "%lld%c%lld%c", &first, &colon, &last, &extra) != 3 ||
+      colon != ':' || first < 1 || last < first)
+    throw TrainError("option '--trace-steps' must be A:B with 1 <= A <= B (got '" +
+                     o.trace_steps() + "')");
+  return {first, last};
 }
 
 std::string run_config(const TrainOptions& options) {

@@ -11,12 +11,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
+#include <tuple>
 
 #include <lmt/data/loader.h>
 #include <lmt/dist/grad_sync.h>
 #include <lmt/dist/module_sync.h>
 #include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
+#include <lmt/io/trace.h>
 #include <lmt/lipschitz/bounded_module.h>
 #include <lmt/lipschitz/certify.h>
 #include <lmt/train/checkpoint.h>
@@ -58,6 +60,7 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   s.comm = std::move(comm);
   const auto& o = s.options;
   check_options(o, s.comm->size());
+  std::tie(s.trace_first, s.trace_last) = trace_step_range(o);
   if (o.threads() > 0) at::set_num_threads(o.threads());
 
   const std::string train_file = o.data_dir() + "/train.h5", test_file = o.data_dir() + "/test.h5";
@@ -279,15 +282,30 @@ std::optional<StepResult> Trainer::step() {
   if (s.done()) return std::nullopt;
   if (!s.epoch_open) s.open_epoch();
   if (s.global_step >= s.total_steps) return std::nullopt;
+  // --trace: steps trace_first..trace_last; the events are written when the next step begins (no
+  // scope of the last step is open then) or when the run ends.
+  if (s.tracing && s.global_step >= s.trace_last) s.finish_trace();
+  if (!s.options.trace().empty() && !s.traced && !s.tracing &&
+      s.global_step + 1 >= s.trace_first && s.global_step < s.trace_last)
+    s.start_trace();
   const auto step_start = Clock::now();
-  auto batch = s.train_loader->next();
+  io::TraceScope step_scope("step", "step");
+  step_scope.arg("step", s.global_step + 1);
+  std::optional<data::Batch> batch;
+  {
+    io::TraceScope wait("wait for batch", "step");
+    batch = s.train_loader->next();
+  }
   if (!batch) return std::nullopt;
   const auto& o = s.options;
   const double lr = learning_rate_at(o, s.global_step, s.total_steps, s.steps_per_epoch);
   set_learning_rate(*s.optimizer, lr);
   const double progress = double(s.epoch) + double(s.step_in_epoch) / double(s.steps_per_epoch);
 
-  if (s.objective->needs_bound()) s.advance_power_iteration();  // once per optimizer step
+  if (s.objective->needs_bound()) {  // once per optimizer step
+    io::TraceScope traced("power iteration + vector sync", "step");
+    s.advance_power_iteration();
+  }
   // K micro-batches of this rank's batch: each backward of loss/K adds into the gradients, and
   // only the last one's launches the all-reduce (GradSync::accumulate_only, DDP's no_sync).
   const int64_t K = o.accum_steps(), micro = batch->labels.size(0) / K;
@@ -296,9 +314,13 @@ std::optional<StepResult> Trainer::step() {
   ObjectiveOutput out;
   for (int64_t k = 0; k < K; ++k) {
     s.grad_sync->accumulate_only(k + 1 < K);
-    out = K == 1 ? s.objective->compute(*s.model, batch->images, batch->labels, progress)
-                 : s.objective->compute(*s.model, batch->images.narrow(0, k * micro, micro),
-                                        batch->labels.narrow(0, k * micro, micro), progress);
+    {
+      io::TraceScope traced("forward (objective, bound)", "step");
+      out = K == 1 ? s.objective->compute(*s.model, batch->images, batch->labels, progress)
+                   : s.objective->compute(*s.model, batch->images.narrow(0, k * micro, micro),
+                                          batch->labels.narrow(0, k * micro, micro), progress);
+    }
+    io::TraceScope traced("backward (bucket all-reduces launched)", "step");
     (K == 1 ? out.loss : out.loss / double(K)).backward();
     losses.push_back(out.loss.detach());
     logits.push_back(out.logits.detach());
@@ -307,7 +329,11 @@ std::optional<StepResult> Trainer::step() {
     out.loss = at::stack(losses).mean();  // equal micro-batches: the batch's mean loss
     out.logits = at::cat(logits);
   }
-  s.grad_sync->finish();
+  {
+    io::TraceScope traced("gradient sync: wait for buckets", "step");
+    s.grad_sync->finish();
+  }
+  io::TraceScope optimizer_scope("optimizer, metrics", "step");
   StepResult r;
   // The averaged gradients are bitwise identical on every rank, so is their norm and the clip.
   if (o.grad_clip_norm() > 0)
@@ -352,6 +378,8 @@ std::optional<StepResult> Trainer::step() {
 EpochResult Trainer::end_epoch() {
   auto& s = *state_;
   const auto& o = s.options;
+  if (s.tracing && s.global_step >= s.trace_last) s.finish_trace();
+  io::TraceScope traced("end of epoch: evaluation", "epoch");
   if (!s.epoch_open) s.open_epoch();  // a resumed epoch whose steps were all done
   const double epoch_s = seconds_since(s.epoch_start);
   auto sums =
@@ -528,6 +556,7 @@ TrainSummary Trainer::run() {
         s.options.checkpoint_every() > 0 && s.global_step % s.options.checkpoint_every() == 0;
     const bool stop = s.stop_agreed();
     if (periodic || stop) summary.checkpoint = s.checkpoint();
+    if (stop && s.tracing) s.finish_trace();
     if (stop) {
       summary.stopped = true;
       summary.steps = s.global_step;
@@ -538,6 +567,7 @@ TrainSummary Trainer::run() {
       return summary;
     }
   }
+  if (s.tracing) s.finish_trace();  // a run shorter than --trace-steps
   summary.steps = s.global_step;
   summary.bound = s.last_bound;
   summary.wall_s = seconds_since(s.run_start);

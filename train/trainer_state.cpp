@@ -2,7 +2,10 @@
 // and keeping the power-iteration vectors identical across ranks.
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <lmt/dist/communicator.h>
 #include <lmt/dist/vector_sync.h>
+#include <lmt/io/atomic_file.h>
+#include <lmt/io/trace.h>
 #include <lmt/lipschitz/bounded_module.h>
 #include <lmt/train/run_directory.h>
 #include <lmt/train/stop.h>
@@ -88,7 +91,36 @@ void Trainer::State::restore() {
 // Collective. All ranks hold identical model and optimizer state after the gradient all-reduce,
 // so rank 0 writes them; RNG states and epoch accumulators are per rank and gathered. The
 // barrier keeps every rank from running ahead of a checkpoint that is not yet durable.
+void Trainer::State::start_trace() {
+  comm->barrier();  // every rank's clock origin within the barrier's skew of the others'
+  io::trace::set_thread_name("train");
+  io::trace::start(comm->rank());
+  tracing = true;
+}
+
+void Trainer::State::finish_trace() {
+  io::trace::stop();
+  tracing = false;
+  traced = true;
+  // Every rank's events to rank 0 over the control path (strings, as the start-up check sends).
+  const std::vector<std::string> parts = dist::all_gather_strings(*comm, io::trace::take_events());
+  if (!is_root()) return;
+  std::string json = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"tool\":\"lmt train\","
+                     "\"steps\":\"" + options.trace_steps() + "\",\"ranks\":" +
+                     std::to_string(comm->size()) + "},\n\"traceEvents\":[\n";
+  bool first = true;
+  for (const auto& part : parts) {
+    if (part.empty()) continue;
+    json += (first ? "" : ",\n") + part;
+    first = false;
+  }
+  io::write_file_atomic(options.trace(), json + "\n]}\n");
+  message("trace of steps " + options.trace_steps() + " written to " + options.trace() +
+          " (open it in https://ui.perfetto.dev or chrome://tracing)");
+}
+
 std::string Trainer::State::checkpoint() {
+  io::TraceScope traced("checkpoint", "step");
   at::Tensor rng = cpu_rng_state().contiguous();
   at::Tensor local_sums = at::tensor(
       std::vector<double>{loss_sum, correct, seen, window_loss_sum, window_correct, window_seen},

@@ -76,6 +76,11 @@ struct Trainer::State {
   int64_t window_images = 0;
   double window_s = 0;
   void write_step_line(StepResult& r);
+  // --trace: the global steps it records, whether it is recording now, and done.
+  int64_t trace_first = 0, trace_last = -1;
+  bool tracing = false, traced = false;
+  void start_trace();
+  void finish_trace();  // every rank: stop, gather the events, rank 0 writes --trace
 
   bool is_root() const { return comm->rank() == 0; }
   void message(const std::string& text) const {

@@ -136,6 +136,11 @@ using EpochList = std::vector<int64_t>;
   X(PiSync, pi_sync, PiSync::kAverage, Spec("pi-sync", "power-iteration sync across ranks"))       \
   X(bool, log_layer_bounds, false, Spec("log-layer-bounds",                                        \
       "write every layer's sigma to metrics.jsonl").operational())                                 \
+  X(std::string, trace, "", Spec("trace", "write a step timeline of steps --trace-steps to FILE"  \
+      " (Chrome/Perfetto JSON trace events: phases, all-reduces, every rank)").operational()      \
+      .value("FILE.json"))                                                                         \
+  X(std::string, trace_steps, "5:24", Spec("trace-steps", "global steps A to B (1-based,"          \
+      " inclusive) that --trace records").operational().value("A:B"))                               \
   /* run */                                                                                        \
   X(std::string, out_dir, "", Spec("out", "run directory (metrics, config, model)").operational()  \
       .required().value("RUN_DIR"))                                                                \
@@ -191,6 +196,9 @@ void check_options(const TrainOptions& options, int world_size);
 // MixUp, CutMix, RandAugment or random erasing is on; the model has the HE head (head=he).
 bool uses_augmentation(const TrainOptions& options);
 bool uses_hypersphere_head(const TrainOptions& options);
+
+// --trace-steps A:B as global steps (1-based, inclusive). Throws TrainError naming the option.
+std::pair<int64_t, int64_t> trace_step_range(const TrainOptions& options);
 
 // The run's configuration as config.ini text (every option, defaults included); --config reads
 // it back, and a resume compares it with the checkpoint's (first_run_difference).
