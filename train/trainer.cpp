@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <tuple>
@@ -102,15 +103,15 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
     // Every rank reads the file (the broadcast below would make them agree anyway); a file that
     // does not fit fails on all of them alike.
     const auto report = load_initial_weights(o.init_from(), *s.model, o.init_from_skip());
-    s.init_note = "--init-from " + o.init_from() + ": " + std::to_string(report.loaded) +
-                  " tensors loaded";
+    s.init_note =
+        "--init-from " + o.init_from() + ": " + std::to_string(report.loaded) + " tensors loaded";
     if (!report.skipped.empty())
       s.init_note += "; left as initialized (--init-from-skip): " + options::join(report.skipped);
   }
   if (o.keep_best().metric == KeepBest::Metric::kCertified && !s.model->has_bound())
-    throw TrainError("--keep-best " + options::join(options::Codec<KeepBest>::format(
-                                          o.keep_best())) +
-                     ": model '" + o.model() + "' has no finite Lipschitz bound");
+    throw TrainError("--keep-best " +
+                     options::join(options::Codec<KeepBest>::format(o.keep_best())) + ": model '" +
+                     o.model() + "' has no finite Lipschitz bound");
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);
   if (o.ema_decay() > 0)
@@ -206,6 +207,23 @@ void Trainer::begin() {
             " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
             std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) +
             " steps/epoch, " + std::to_string(s.total_steps) + " steps");
+  {
+    // libgomp's idle threads poll 300000 times before sleeping unless OMP_WAIT_POLICY or
+    // GOMP_SPINCOUNT says otherwise; on shared cores that starves the working thread (README,
+    // "Threads": 452 against 1701-3498 images/s with GOMP_SPINCOUNT=3000). Libraries read it
+    // before main(), so lmt can only say it.
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const char* spin = std::getenv("GOMP_SPINCOUNT");
+    std::string openmp = policy ? std::string("OMP_WAIT_POLICY=") + policy : std::string();
+    if (spin) openmp += (openmp.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin;
+    if (openmp.empty())
+      openmp = at::get_num_threads() > 1
+                   ? "idle threads spin (libgomp's default; on cores other jobs share, set "
+                     "GOMP_SPINCOUNT=3000 or --threads 1: README, \"Threads\")"
+                   : "default";
+    s.message("threads: " + std::to_string(at::get_num_threads()) + " intra-op per rank; OpenMP " +
+              openmp);
+  }
   if (!s.init_note.empty()) s.message(s.init_note);
   if (s.ema) {
     std::ostringstream text;
@@ -285,8 +303,8 @@ std::optional<StepResult> Trainer::step() {
   // --trace: steps trace_first..trace_last; the events are written when the next step begins (no
   // scope of the last step is open then) or when the run ends.
   if (s.tracing && s.global_step >= s.trace_last) s.finish_trace();
-  if (!s.options.trace().empty() && !s.traced && !s.tracing &&
-      s.global_step + 1 >= s.trace_first && s.global_step < s.trace_last)
+  if (!s.options.trace().empty() && !s.traced && !s.tracing && s.global_step + 1 >= s.trace_first &&
+      s.global_step < s.trace_last)
     s.start_trace();
   const auto step_start = Clock::now();
   io::TraceScope step_scope("step", "step");
@@ -392,8 +410,8 @@ EpochResult Trainer::end_epoch() {
   BatchVisitor visit = s.eval_batch_visitor();
   if (certified)
     visit = [&unit_radii, listeners = visit](const data::Batch& batch, const at::Tensor& logits) {
-      at::Tensor r = lipschitz::certified_radius(logits, batch.labels, at::ones({}, at::kDouble))
-                         .contiguous();
+      at::Tensor r =
+          lipschitz::certified_radius(logits, batch.labels, at::ones({}, at::kDouble)).contiguous();
       unit_radii.insert(unit_radii.end(), r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
       if (listeners) listeners(batch, logits);
     };
@@ -413,8 +431,8 @@ EpochResult Trainer::end_epoch() {
   // A constant classifier is the LMT loss's cheapest answer when c is too large for the network's
   // bound (deep models, batch norm); after 200 steps (a short run has not learnt anything yet).
   const int64_t classes = s.model->config().num_classes;
-  r.collapsed = (o.loss() == Loss::kLmt || o.loss() == Loss::kEmma) && classes > 1 && s.global_step >= 200 &&
-                r.train_accuracy < 1.5 / double(classes);
+  r.collapsed = (o.loss() == Loss::kLmt || o.loss() == Loss::kEmma) && classes > 1 &&
+                s.global_step >= 200 && r.train_accuracy < 1.5 / double(classes);
   if (o.keep_best().on()) s.keep_best(r, test, train_bound, unit_radii);
   if (s.is_root()) {
     io::JsonLine line;
