@@ -249,6 +249,13 @@ JpegHeader read_jpeg_header(const uint8_t* data, size_t size, const std::string&
 
 JpegRegion decode_jpeg_region(const uint8_t* data, size_t size, const std::string& what, int scale,
                               int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
+  JpegRegion region;
+  decode_jpeg_region(data, size, what, scale, y0, y1, x0, x1, region);
+  return region;
+}
+
+void decode_jpeg_region(const uint8_t* data, size_t size, const std::string& what, int scale,
+                        int64_t y0, int64_t y1, int64_t x0, int64_t x1, JpegRegion& region) {
   if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
     throw DataError(what + ": JPEG scale 1/" + std::to_string(scale) + " is not 1, 2, 4 or 8");
   if (!looks_like_jpeg(data, size)) throw DataError(what + ": not a JPEG file (no SOI marker)");
@@ -259,17 +266,15 @@ JpegRegion decode_jpeg_region(const uint8_t* data, size_t size, const std::strin
   job.y1 = y1;
   job.x0 = x0;
   job.x1 = x1;
-  std::vector<uint8_t> pixels;
   bool ok = false;
-  try {
-    ok = libjpeg_region(d, data, size, &job, &pixels);
+  try {  // CMYK is decoded into the same buffer and converted in place below
+    ok = libjpeg_region(d, data, size, &job, &region.image.pixels);
   } catch (...) {  // bad_alloc from the pixel buffer: leave the decompressor idle
     jpeg_abort_decompress(&d.cinfo);
     throw;
   }
   if (!ok) libjpeg_fail(what, d, "decode");
   if (job.width < 1 || job.height < 1) throw DataError(what + ": JPEG with an empty image");
-  JpegRegion region;
   region.scale = scale;
   region.y = job.y;
   region.x = job.x;
@@ -278,14 +283,15 @@ JpegRegion decode_jpeg_region(const uint8_t* data, size_t size, const std::strin
   region.image.height = job.rows;
   region.image.width = job.cols;
   region.image.channels = 3;
-  if (job.components == 3) {
-    region.image.pixels = std::move(pixels);
-  } else {
+  if (job.components == 4) {  // 4 -> 3 bytes per pixel, in place (each pixel read first)
+    uint8_t* px = region.image.pixels.data();
+    const bool inverted = has_adobe_marker(data, size);
+    for (size_t p = 0; p < size_t(job.rows) * size_t(job.cols); ++p) {
+      uint8_t ink[4] = {px[p * 4], px[p * 4 + 1], px[p * 4 + 2], px[p * 4 + 3]};
+      cmyk_to_rgb(ink, 1, inverted, px + p * 3);
+    }
     region.image.pixels.resize(size_t(job.rows) * size_t(job.cols) * 3);
-    cmyk_to_rgb(pixels.data(), size_t(job.rows) * size_t(job.cols), has_adobe_marker(data, size),
-                region.image.pixels.data());
   }
-  return region;
 }
 
 std::vector<uint8_t> encode_jpeg(const uint8_t* pixels, int64_t height, int64_t width,

@@ -52,6 +52,9 @@ struct JpegRegion {
 // sharded storage checks each sample's CRC-32, and the converter decodes every file whole).
 JpegRegion decode_jpeg_region(const uint8_t* data, size_t size, const std::string& what, int scale,
                               int64_t y0, int64_t y1, int64_t x0, int64_t x1);
+// The same into `region`, whose pixel buffer is reused (no allocation once it is large enough).
+void decode_jpeg_region(const uint8_t* data, size_t size, const std::string& what, int scale,
+                        int64_t y0, int64_t y1, int64_t x0, int64_t x1, JpegRegion& region);
 
 // The pixel layout handed to encode_jpeg.
 enum class JpegInput { kRgb, kGray, kCmyk };
