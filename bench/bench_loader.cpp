@@ -2,6 +2,9 @@
 // images/s (uint8 64 px; JPEG decode + random-resized-crop at 224, 1 and 2 threads) against the
 // images/s one resnet18 SGD step (batch 32) consumes at the same size, all in one run.
 // Usage: bench_loader [train_images=512]
+//        bench_loader jpeg DATA_DIR [epochs=3]: the JPEG loader alone on DATA_DIR/train.h5 (from
+//        bench/prep_jpeg_photos.sh), full decode vs scaled partial decode, 1 and 2 threads, one
+//        JSON line each (bench/bench_jpeg_loader.sh runs it beside the torchvision peer).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -84,6 +87,43 @@ static double loader_rate(const std::string& file, bool jpeg, int threads, int64
   return images / since(t0);
 }
 
+// The JPEG loader at 224 px as a training run uses it (batch 32, random-resized-crop, flip),
+// full decode or the scaled partial decode; one warm-up epoch, then `epochs` timed.
+static double jpeg_loader_rate(const std::string& file, int threads, bool scaled, int epochs,
+                               int64_t* images) {
+  lmt::data::Loader loader(file, lmt::data::LoaderOptions()
+                                     .batch_size(32)
+                                     .threads(threads)
+                                     .prefetch(2 * threads)
+                                     .horizontal_flip(true)
+                                     .image_size(224)
+                                     .jpeg_scaled_decode(scaled)
+                                     .seed(1));
+  loader.start_epoch(0);
+  while (loader.next()) {
+  }
+  *images = 0;
+  const auto t0 = Clock::now();
+  for (int e = 1; e <= epochs; ++e) {
+    loader.start_epoch(e);
+    while (auto b = loader.next()) *images += b->labels.size(0);
+  }
+  return double(*images) / since(t0);
+}
+
+static int jpeg_mode(const std::string& dir, int epochs) {
+  const std::string file = dir + "/train.h5";
+  for (int threads : {1, 2})
+    for (bool scaled : {false, true}) {
+      int64_t images = 0;
+      const double rate = jpeg_loader_rate(file, threads, scaled, epochs, &images);
+      std::printf("{\"decode\":\"%s\",\"threads\":%d,\"images\":%lld,\"images_per_s\":%.1f}\n",
+                  scaled ? "scaled" : "full", threads, (long long)images, rate);
+      std::fflush(stdout);
+    }
+  return 0;
+}
+
 static double resnet_rate(int64_t size) {
   lmt::models::ModelConfig c;
   c.name = "resnet18";
@@ -108,6 +148,8 @@ static double resnet_rate(int64_t size) {
 }
 
 int main(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[1]) == "jpeg")
+    return jpeg_mode(argv[2], argc > 3 ? std::stoi(argv[3]) : 3);
   const int n = argc > 1 ? std::stoi(argv[1]) : 512;
   const fs::path root = fs::temp_directory_path() / ("bench_loader_" + std::to_string(::getpid()));
   write_tree(root / "src", n);

@@ -356,6 +356,13 @@ std::vector<uint8_t> DatasetReader::read_encoded(int64_t index) const {
   return impl_->shards->read_encoded(index);
 }
 
+std::vector<std::vector<uint8_t>> DatasetReader::read_encoded_run(int64_t start,
+                                                                  int64_t count) const {
+  detail::Hdf5Lock lock;
+  if (!impl_->shards) fail(impl_->path, "holds decoded images, not JPEG bytes (storage uint8)");
+  return impl_->shards->read_encoded_run(start, count);
+}
+
 std::vector<int32_t> DatasetReader::read_labels() const {
   detail::Hdf5Lock lock;
   return read_all_labels(impl_->file.get(), impl_->info, impl_->path);

@@ -7,6 +7,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <thread>
 #include <vector>
 
@@ -25,7 +26,8 @@ struct Loader::Impl {
   std::vector<uint8_t> images;            // all images when in memory
   std::unique_ptr<DatasetReader> reader;  // otherwise read per sample
   std::vector<int32_t> labels;
-  bool jpeg = false;  // storage "jpeg": decode + crop + resize per sample
+  bool jpeg = false;    // storage "jpeg": decode + crop + resize per sample
+  bool pinned = false;  // pin_memory() and a CUDA-capable LibTorch
 
   // Epoch state; the fields below `mutex` are guarded by it.
   int64_t epoch = -1;
@@ -48,9 +50,9 @@ struct Loader::Impl {
     const auto long_options = at::TensorOptions().dtype(at::kLong);
     Batch batch;
     batch.images = at::empty({b, info.channels, geometry.out_height, geometry.out_width},
-                             at::TensorOptions().dtype(at::kFloat));
-    batch.labels = at::empty({b}, long_options);
-    batch.indices = at::empty({b}, long_options);
+                             at::TensorOptions().dtype(at::kFloat).pinned_memory(pinned));
+    batch.labels = at::empty({b}, long_options.pinned_memory(pinned));
+    batch.indices = at::empty({b}, long_options.pinned_memory(pinned));
     batch.epoch = epoch;
     batch.step = step;
     batch.global_batch_size = plan.global_samples(step);
@@ -60,15 +62,20 @@ struct Loader::Impl {
     const int64_t in_bytes = info.image_bytes();
     const int64_t out_floats = info.channels * geometry.out_height * geometry.out_width;
     std::vector<uint8_t> buffer(reader ? static_cast<size_t>(in_bytes) : 0);
+    if (jpeg) {
+      const std::vector<std::vector<uint8_t>> bytes = read_batch_bytes(r.begin, b);
+      for (int64_t i = 0; i < b; ++i) {
+        const int64_t position = r.begin + i;
+        const int64_t index = permutation[position];
+        render_jpeg(bytes[i], position, index, out + i * out_floats);
+        out_labels[i] = labels[index];
+        out_indices[i] = index;
+      }
+      return batch;
+    }
     for (int64_t i = 0; i < b; ++i) {
       const int64_t position = r.begin + i;
       const int64_t index = permutation[position];
-      if (jpeg) {
-        render_jpeg(position, index, out + i * out_floats);
-        out_labels[i] = labels[index];
-        out_indices[i] = index;
-        continue;
-      }
       const uint8_t* image = images.data() + index * in_bytes;
       if (reader) {
         reader->read_images(index, 1, buffer.data());
@@ -84,22 +91,51 @@ struct Loader::Impl {
     return batch;
   }
 
+  // The JPEG bytes of positions [begin, begin + b), in position order. The indices are sorted
+  // and each run of consecutive indices is read with one HDF5 call (a whole batch when the order
+  // is not shuffled, as in evaluation); the order the samples are used in does not change.
+  std::vector<std::vector<uint8_t>> read_batch_bytes(int64_t begin, int64_t b) const {
+    std::vector<int64_t> order(size_t(b), 0);  // positions sorted by index
+    std::iota(order.begin(), order.end(), begin);
+    std::sort(order.begin(), order.end(),
+              [&](int64_t p, int64_t q) { return permutation[p] < permutation[q]; });
+    std::vector<std::vector<uint8_t>> bytes(static_cast<size_t>(b));
+    for (size_t k = 0; k < order.size();) {
+      size_t end = k + 1;
+      while (end < order.size() && permutation[order[end]] == permutation[order[end - 1]] + 1)
+        ++end;
+      auto run = reader->read_encoded_run(permutation[order[k]], int64_t(end - k));
+      for (size_t j = k; j < end; ++j) bytes[size_t(order[j] - begin)] = std::move(run[j - k]);
+      k = end;
+    }
+    return bytes;
+  }
+
   // Decodes sample `index` and writes its float CHW input: a pure function of (seed, epoch,
-  // position), like the uint8 path.
-  void render_jpeg(int64_t position, int64_t index, float* out) const {
-    const std::vector<uint8_t> bytes = reader->read_encoded(index);
-    const Image image =
-        decode_jpeg(bytes.data(), bytes.size(), path + " sample " + std::to_string(index));
+  // position), like the uint8 path. The crop box comes from the header's size, so the scaled
+  // partial decode and the full decode crop the same box.
+  void render_jpeg(const std::vector<uint8_t>& bytes, int64_t position, int64_t index,
+                   float* out) const {
+    const std::string what = path + " sample " + std::to_string(index);
     const bool training = options.drop_last();
-    const CropBox box =
-        training ? random_resized_crop_box(mix_key(options.seed() ^ 0x7272632d626f78ULL,
-                                                   uint64_t(epoch), uint64_t(position)),
-                                           image.height, image.width)
-                 : centre_crop_box(image.height, image.width, 0.875);
-    const bool flip = training && sample_augment(options.seed(), epoch, position, 0,
-                                                 options.horizontal_flip())
-                                      .flip;
-    resize_box_chw(image, box, geometry.out_height, geometry.out_width, flip, out);
+    const auto box_of = [&](int64_t height, int64_t width) {
+      return training ? random_resized_crop_box(mix_key(options.seed() ^ 0x7272632d626f78ULL,
+                                                        uint64_t(epoch), uint64_t(position)),
+                                                height, width)
+                      : centre_crop_box(height, width, 0.875);
+    };
+    const bool flip =
+        training &&
+        sample_augment(options.seed(), epoch, position, 0, options.horizontal_flip()).flip;
+    if (options.jpeg_scaled_decode()) {
+      const JpegHeader header = read_jpeg_header(bytes.data(), bytes.size(), what);
+      decode_crop_resize_chw(bytes.data(), bytes.size(), what, box_of(header.height, header.width),
+                             geometry.out_height, geometry.out_width, flip, out, &header);
+      return;
+    }
+    const Image image = decode_jpeg(bytes.data(), bytes.size(), what);
+    resize_box_chw(image, box_of(image.height, image.width), geometry.out_height,
+                   geometry.out_width, flip, out);
   }
 
   void work() {
@@ -170,6 +206,8 @@ Loader::Loader(std::string path, LoaderOptions options) : impl_(std::make_unique
                              std::to_string(samples) +
                              " samples, fewer than one global batch (--batch-size " +
                              std::to_string(options.batch_size()) + ") with drop_last");
+  // Pinning needs CUDA's allocator; without CUDA the flag is a no-op (loader.h).
+  m.pinned = options.pin_memory() && at::hasCUDA();
   m.geometry = {m.info.height, m.info.width, m.info.channels,
                 m.info.height, m.info.width, options.random_crop_padding()};
   m.jpeg = m.info.storage == "jpeg";

@@ -117,26 +117,52 @@ void ShardSet::read_images(int64_t start, int64_t count, uint8_t* out) const {
 }
 
 std::vector<uint8_t> ShardSet::read_encoded(int64_t index) const {
+  auto run = read_encoded_run(index, 1);
+  return std::move(run.front());
+}
+
+std::vector<std::vector<uint8_t>> ShardSet::read_encoded_run(int64_t start, int64_t count) const {
   if (info_.storage != "jpeg") fail(index_path_, "read_encoded on a " + info_.storage + " dataset");
-  const size_t s = shard_of(index);
-  const Shard& shard = shards_[s];
-  const int64_t local = index - begin_[s];
-  const hsize_t offset = hsize_t(shard.offsets[local]);
-  const hsize_t size = hsize_t(shard.offsets[local + 1]) - offset;
-  std::vector<uint8_t> out(size);
-  if (size == 0) return out;
-  H5Handle space = checked(H5Dget_space(shard.data.get()), H5Sclose, shard.path, "jpeg space");
-  checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &offset, nullptr, &size, nullptr),
-          shard.path, "dataset 'jpeg' selection");
-  H5Handle memory = checked(H5Screate_simple(1, &size, nullptr), H5Sclose, shard.path, "memory");
-  checked(H5Dread(shard.data.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT,
-                  out.data()),
-          shard.path, "cannot read dataset 'jpeg' of sample " + std::to_string(index));
-  if (!shard.crc32.empty() &&
-      uint32_t(crc32(0L, out.data(), uInt(out.size()))) != shard.crc32[size_t(local)])
-    fail(shard.path, "dataset 'jpeg': the bytes of sample " + std::to_string(index) +
-                         " do not match their CRC-32 (dataset 'crc32'): the file is corrupt");
-  return out;
+  if (count < 0 || (count > 0 && (start < 0 || start + count > info_.size)))
+    fail(index_path_, "sample range [" + std::to_string(start) + ", " +
+                          std::to_string(start + count) + ") outside the " +
+                          std::to_string(info_.size) + " samples");
+  std::vector<std::vector<uint8_t>> samples;
+  samples.reserve(size_t(count));
+  std::vector<uint8_t> bytes;
+  while (count > 0) {
+    const size_t s = shard_of(start);
+    const Shard& shard = shards_[s];
+    const int64_t local = start - begin_[s];
+    const int64_t run = std::min(count, begin_[s + 1] - start);
+    const hsize_t offset = hsize_t(shard.offsets[local]);
+    const hsize_t size = hsize_t(shard.offsets[local + run]) - offset;
+    const std::string which =
+        run == 1 ? "sample " + std::to_string(start)
+                 : "samples " + std::to_string(start) + ".." + std::to_string(start + run - 1);
+    bytes.resize(size);
+    if (size > 0) {
+      H5Handle space = checked(H5Dget_space(shard.data.get()), H5Sclose, shard.path, "jpeg space");
+      checked(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &offset, nullptr, &size, nullptr),
+              shard.path, "dataset 'jpeg' selection");
+      H5Handle memory =
+          checked(H5Screate_simple(1, &size, nullptr), H5Sclose, shard.path, "memory");
+      checked(H5Dread(shard.data.get(), H5T_NATIVE_UINT8, memory.get(), space.get(), H5P_DEFAULT,
+                      bytes.data()),
+              shard.path, "cannot read dataset 'jpeg' of " + which);
+    }
+    for (int64_t k = local; k < local + run; ++k) {
+      const uint8_t* begin = bytes.data() + (shard.offsets[k] - shard.offsets[local]);
+      const size_t n = size_t(shard.offsets[k + 1] - shard.offsets[k]);
+      if (!shard.crc32.empty() && uint32_t(crc32(0L, begin, uInt(n))) != shard.crc32[size_t(k)])
+        fail(shard.path, "dataset 'jpeg': the bytes of sample " + std::to_string(begin_[s] + k) +
+                             " do not match their CRC-32 (dataset 'crc32'): the file is corrupt");
+      samples.emplace_back(begin, begin + n);
+    }
+    start += run;
+    count -= run;
+  }
+  return samples;
 }
 
 }  // namespace lmt::data::detail

@@ -19,6 +19,8 @@ class ShardSet {
   ShardSet(const std::string& index_path, hid_t index_file, const DatasetInfo& info);
   void read_images(int64_t start, int64_t count, uint8_t* out) const;  // storage uint8
   std::vector<uint8_t> read_encoded(int64_t index) const;              // storage jpeg
+  // Samples [start, start + count) (storage jpeg): one HDF5 read per shard the run touches.
+  std::vector<std::vector<uint8_t>> read_encoded_run(int64_t start, int64_t count) const;
 
  private:
   struct Shard {

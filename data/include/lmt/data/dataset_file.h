@@ -73,6 +73,9 @@ class DatasetReader {
   std::vector<int32_t> read_labels() const;
   // The stored JPEG bytes of sample `index` (storage "jpeg" only).
   std::vector<uint8_t> read_encoded(int64_t index) const;
+  // The JPEG bytes of samples [start, start + count), read with one HDF5 call per shard the
+  // run touches (the loader reads runs of consecutive indices this way), each CRC-checked.
+  std::vector<std::vector<uint8_t>> read_encoded_run(int64_t start, int64_t count) const;
 
  private:
   struct Impl;

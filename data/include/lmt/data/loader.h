@@ -24,7 +24,10 @@ struct LoaderOptions {
   TORCH_ARG(bool, drop_last) = true;  // true for training, false for evaluation
   TORCH_ARG(int64_t, random_crop_padding) = 0;
   TORCH_ARG(bool, horizontal_flip) = false;
-  TORCH_ARG(int64_t, threads) = 1;   // batch assembly threads
+  // Batch assembly (and JPEG decode) threads: each assembles whole batches, claimed in step
+  // order; at most `prefetch` batches are assembled ahead of the consumer (the bounded queue),
+  // so threads beyond `prefetch` idle. Batches are handed over in step order.
+  TORCH_ARG(int64_t, threads) = 1;
   TORCH_ARG(int64_t, prefetch) = 2;  // batches assembled ahead; 0 = assemble inside next()
   // Datasets whose images take at most this many bytes are read into memory once; larger ones
   // are read image by image from the file.
@@ -34,6 +37,15 @@ struct LoaderOptions {
   // random-resized-crop (scale 0.08..1, ratio 3/4..4/3) and, with horizontal_flip, a flip;
   // evaluation resizes the short side to size/0.875 and centre-crops (the 256 -> 224 rule).
   TORCH_ARG(int64_t, image_size) = 0;
+  // JPEG storage: decode each sample's crop box only, at libjpeg-turbo's DCT scale 1/2, 1/4 or
+  // 1/8 when the box still covers the output size at that scale (PIL's draft rule), rows and
+  // iMCU columns of the box only (decode_crop_resize_chw in image_resize.h). false: decode the
+  // whole image at full size, then crop and resize (the reference; same boxes, same order).
+  TORCH_ARG(bool, jpeg_scaled_decode) = true;
+  // Batch tensors in page-locked (pinned) host memory, for asynchronous copies to a GPU. Only a
+  // CUDA build of LibTorch can pin: on a CPU-only LibTorch (no CUDA) this is a no-op and the
+  // batches are ordinary memory.
+  TORCH_ARG(bool, pin_memory) = false;
   // Only the first `limit` samples of the file (indices 0..limit-1; all if it holds fewer) are
   // planned, shuffled and loaded; -1 = all. plan().num_samples is the count, info() the file's.
   TORCH_ARG(int64_t, limit) = -1;
