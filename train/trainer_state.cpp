@@ -89,6 +89,7 @@ void Trainer::State::restore() {
 // so rank 0 writes them; RNG states and epoch accumulators are per rank and gathered. The
 // barrier keeps every rank from running ahead of a checkpoint that is not yet durable.
 std::string Trainer::State::checkpoint() {
+  read_figures();  // the host sums below, and no checkpoint of a diverged run
   at::Tensor rng = cpu_rng_state().contiguous();
   at::Tensor local_sums = at::tensor(
       std::vector<double>{loss_sum, correct, seen, window_loss_sum, window_correct, window_seen},
