@@ -144,11 +144,13 @@ int run_attack(int argc, char** argv, Session& session) {
   const auto& attacks = o.robustness.attacks();
   const attack::Norm norm = o.robustness.norm();
   const double eps = o.robustness.eps();
+  const at::Device device = model_command_device(o);  // a usage error before MPI
   join_ranks(session, o.threads);
 
   const std::string& model_file = o.model_file;
   auto loaded = models::load_model_file(model_file);
   auto& model = *loaded.model;
+  train::move_model(model, device);
   const auto& config = model.config();
 
   // The first N points of the file across all ranks, --batch-size per rank per step.

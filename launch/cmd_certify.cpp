@@ -84,10 +84,12 @@ int run_certify(int argc, char** argv, Session& session) {
   settings.head(options::to_string(o.head));
   settings.model_source(o.model_file);
   if (!o.tight_bounds) settings.bound_limits(lipschitz::SoundBoundLimits::circulant_only());
+  const at::Device device = model_command_device(o);  // a usage error before MPI
   join_ranks(session, o.threads);
 
   auto loaded = models::load_model_file(o.model_file);
   auto& model = *loaded.model;
+  train::move_model(model, device);
   check_evaluation_data(model.config(), data::read_dataset_info(o.data), o.data);
   data::Loader loader(o.data, evaluation_loader_options(session, model.config(), o.batch_size));
   PassProgress progress("certify", loader.plan().num_samples, session.comm->size());

@@ -6,7 +6,11 @@
 #include <string>
 #include <type_traits>
 
+#include <lmt/dist/rank_env.h>
 #include <lmt/options/schema.h>
+#include <lmt/train/device.h>
+
+#include "cli.h"
 
 namespace lmt::launch {
 
@@ -16,7 +20,18 @@ struct ModelCommandOptions {
   int64_t batch_size = 500;  // global, split over the ranks (attack: per rank, 250)
   int threads = 0;           // 0: default_threads (the cores / the ranks on this node)
   std::string metrics_out;   // empty: no file
+  std::string device = "auto";  // train::resolve_device's spec
 };
+
+// --device: where the command computes (rank r: GPU local_rank % GPUs for cuda/auto); a bad
+// value, or CUDA from a LibTorch without it, is a usage error (exit 2).
+inline at::Device model_command_device(const ModelCommandOptions& o) {
+  try {
+    return train::resolve_device(o.device, dist::RankEnv::from_environment().local_rank);
+  } catch (const train::TrainError& e) {
+    throw UsageError(e.what());
+  }
+}
 
 // Adds --model-file, --data, --batch-size, --threads and --metrics-out to the schema of a T
 // derived from ModelCommandOptions. `batch_help` says what a batch is (attack's is per rank).
@@ -41,6 +56,11 @@ void add_model_command_options(
           .operational()
           .in(0, 1024),
       [](auto& o) -> auto& { return o.threads; });
+  s.template add<std::string>(
+      Spec("device", "where each rank computes: cpu, cuda (GPU local_rank % GPUs), cuda:K, auto")
+          .operational()
+          .value("cpu|cuda|cuda:K|auto"),
+      [](auto& o) -> auto& { return o.device; });
   s.template add<std::string>(
       Spec("metrics-out", "also append the JSON result line to FILE").operational().value("FILE"),
       [](auto& o) -> auto& { return o.metrics_out; });

@@ -4,6 +4,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/nn/functional/loss.h>
 
+#include <lmt/train/device.h>
+
 namespace lmt::train {
 
 EvalResult evaluate(models::Model& model, data::Loader& loader, dist::Communicator* comm,
@@ -13,15 +15,17 @@ EvalResult evaluate(models::Model& model, data::Loader& loader, dist::Communicat
   at::NoGradGuard no_grad;
   EvalResult local;
   loader.start_epoch(0);
+  const at::Device device = module_device(model);  // the batches go where the model is
   while (auto batch = loader.next()) {
-    at::Tensor logits = model.forward(batch->images);
+    const at::Tensor labels = to_device(batch->labels, device);
+    at::Tensor logits = model.forward(to_device(batch->images, device));
     local.count += batch->labels.size(0);
-    local.correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
+    local.correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
     local.loss_sum += torch::nn::functional::cross_entropy(
-                          logits, batch->labels,
+                          logits, labels,
                           torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                           .item<double>();
-    if (visit) visit(*batch, logits);
+    if (visit) visit(*batch, logits.to(at::kCPU));  // visitors read host tensors
   }
   model.train(was_training);
   if (!comm || comm->size() == 1) return local;
