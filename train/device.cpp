@@ -80,6 +80,18 @@ std::vector<double> read_to_host(const at::Tensor& t) {
 
 int64_t host_reads() { return reads.load(); }
 
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  std::vector<at::Tensor> grads, norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad().data());
+  if (grads.empty()) return at::Tensor();
+  for (const auto& g : grads) norms.push_back(g.norm(2.0));
+  at::Tensor total = norms.size() == 1 ? norms[0] : at::stack(norms).norm(2.0);
+  const at::Tensor coef = at::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (auto& g : grads) g.mul_(coef);
+  return total;
+}
+
 AutocastScope::AutocastScope(Precision precision, at::Device device) {
   if (precision == Precision::kFp32) return;
   const auto dtype = precision == Precision::kBf16 ? at::kBFloat16 : at::kHalf;

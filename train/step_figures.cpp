@@ -71,16 +71,18 @@ static std::string divergence_message(const std::vector<double>& d, int64_t read
 
 bool Trainer::State::read_figures() {
   if (unread_steps == 0) return false;
-  const bool has_bound = step_bound.defined();
+  const bool has_bound = step_bound.defined(), has_norm = step_grad_norm.defined();
   std::vector<at::Tensor> parts{sums, first_diverged};
   if (has_bound) parts.push_back(step_bound.reshape({1}));
+  if (has_norm) parts.push_back(step_grad_norm.to(at::kDouble).reshape({1}));
   const std::vector<double> v = read_to_host(at::cat(parts));  // the one host read
   loss_sum = v[0];
   correct = v[1];
   window_loss_sum = v[2];
   window_correct = v[3];
   if (has_bound) last_bound = v[9];
-  step_bound = at::Tensor();
+  if (has_norm) last_grad_norm = v.back();
+  step_bound = step_grad_norm = at::Tensor();
   unread_steps = 0;
   const std::vector<double> diverged(v.begin() + 4, v.begin() + 9);
   if (diverged[0] >= 0) throw TrainError(divergence_message(diverged, global_step));

@@ -3,7 +3,6 @@
 #include <lmt/train/trainer.h>
 
 #include <ATen/Parallel.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -233,6 +232,7 @@ void Trainer::State::write_step_line(StepResult& r) {
   read_figures();  // the steps since the last line (one host read)
   r.last_bound = last_bound;
   if (r.has_bound) r.bound = last_bound;
+  r.grad_norm = last_grad_norm;
   std::vector<double> sums{window_loss_sum, window_correct, window_seen};
   if (comm->size() > 1) sums = dist::all_reduce_doubles(*comm, sums, dist::ReduceOp::kSum);
   if (sums[2] > 0) {
@@ -305,8 +305,8 @@ std::optional<StepResult> Trainer::step() {
   // skips the same steps (one host read per step: whether to step at all).
   const bool skip = s.scaler && (s.scaler->unscale(s.model->parameters()), s.scaler->update());
   // The averaged gradients are bitwise identical on every rank, so is their norm and the clip.
-  if (o.grad_clip_norm() > 0 && !skip)
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.grad_clip_norm());
+  if (o.grad_clip_norm() > 0 && !skip)  // the norm read at the step lines
+    s.step_grad_norm = clip_grad_norm(s.model->parameters(), o.grad_clip_norm());
   if (!skip) {
     s.optimizer->step();
     if (s.ema) s.ema->update(*s.model, s.global_step);  // the global_step-th update, 0-based

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,6 +89,8 @@ struct Trainer::State {
   // additions in the same order as the host sums they mirror, so the figures are equal.
   at::Tensor sums;
   at::Tensor step_bound;  // the latest step's bound (kDouble), undefined: none since the last read
+  at::Tensor step_grad_norm;             // --grad-clip-norm: the latest step's norm, likewise
+  std::optional<double> last_grad_norm;  // the latest one read
   // The first step whose loss, largest logit or bound is out of range since the last read:
   // {global step (1-based; -1: none), loss, largest |logit|, bound, lr}, kDouble.
   at::Tensor first_diverged;

@@ -41,6 +41,11 @@ at::Device module_device(const torch::nn::Module& module);
 std::vector<double> read_to_host(const at::Tensor& t);
 int64_t host_reads();  // read_to_host calls in this process so far
 
+// torch::nn::utils::clip_grad_norm_ (l2 norm) by the same tensor operations, so the same bits,
+// without its host read: the total norm before clipping as a 0-dim tensor on the gradients'
+// device (undefined when no parameter has a gradient).
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
 // Autocast of the forward pass for --precision bf16/fp16 on `device` (nothing for fp32); the
 // previous autocast state is restored when it ends.
 class AutocastScope {

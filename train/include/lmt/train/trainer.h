@@ -34,7 +34,8 @@ struct StepResult {
   bool has_bound = false;       // the objective computes the training bound L
   std::optional<double> bound;  // L of this step, at the steps whose figures were read
   double last_bound = -1;       // the latest training bound read (-1: none yet)
-  // The global l2 norm of the averaged gradients before clipping (with grad_clip_norm > 0).
+  // The global l2 norm of the averaged gradients before clipping (with grad_clip_norm > 0), at
+  // the steps whose figures were read (the step lines).
   std::optional<double> grad_norm;
   double images_per_s = 0;  // this epoch so far, all ranks
   double elapsed_s = 0;     // since run()/begin() in this process
