@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # No host read per training step: the trainer keeps each step's loss, correct count and bound on
 # the device and reads them (train::host_reads(), one read_to_host each) only at the --log-every
-# step lines, epoch ends and checkpoints. With --log-every 5 a read happens exactly at steps
+# step lines, epoch ends and checkpoints (and an evaluation pass reads its counts once). With --log-every 5 a read happens exactly at steps
 # 5, 10, ...; and the figures it reads are those of the per-step version exactly: the window
 # means and epoch means of a --log-every 5 run equal the ones recomputed from a --log-every 1
 # run's per-step values in the same double operations, bit for bit (%a).
@@ -39,14 +39,17 @@ ckpt, _ = load("figures_ckpt.txt")
 n, per_epoch = 50.0, 20
 assert sorted(one) == sorted(five) == list(range(1, 41)), (sorted(one), sorted(five))
 
-# Reads: --log-every 1 reads once a step; --log-every 5 once every 5 steps, at the step line
-# (the epoch end after step 20 finds nothing unread); with checkpoints every 3 steps, also there.
-assert [one[s][0] for s in one] == list(range(1, 41)), [one[s][0] for s in one]
+# Reads: --log-every 1 reads once a step; --log-every 5 once every 5 steps, at the step line;
+# with checkpoints every 3 steps, also there. The epoch end after step 20 finds nothing of the
+# steps unread; its evaluation reads its counts once (evaluate(), one read per pass).
+evaluations = lambda s: 1 if s > per_epoch else 0
+assert [one[s][0] for s in one] == [s + evaluations(s) for s in one], [one[s][0] for s in one]
 for s in range(1, 41):
-    assert five[s][0] == s // 5, f"step {s}: {five[s][0]} reads with --log-every 5, expected {s // 5}"
+    expected = s // 5 + evaluations(s)
+    assert five[s][0] == expected, f"step {s}: {five[s][0]} reads with --log-every 5, expected {expected}"
     # A step line reads before the step's listeners; a checkpoint after them (run()), and finds
     # nothing unread after a step line.
-    expected = s // 5 + len([k for k in range(1, s) if k % 3 == 0 and k % 5 != 0])
+    expected += len([k for k in range(1, s) if k % 3 == 0 and k % 5 != 0])
     assert ckpt[s][0] == expected, f"step {s}: {ckpt[s][0]} reads with checkpoints, expected {expected}"
 
 # The per-step values: with --log-every 1 a window is one step, its mean (0 + l*n)/n is l exactly
@@ -70,7 +73,8 @@ for e in (1, 2):
         csum += hits[k]
     want = (lsum / (per_epoch * n), csum / (per_epoch * n))
     assert one_epochs[e] == five_epochs[e] == want, (e, one_epochs[e], five_epochs[e], want)
-print("host reads: 8 in 40 steps at --log-every 5 (40 at 1); window and epoch figures equal bit for bit")
+print("host reads: 8 in 40 steps at --log-every 5 (40 at 1), plus 1 per evaluation; window and "
+      "epoch figures equal bit for bit")
 PY
 grep -q "device cpu" "$TMP/run5.log" || fail "the start-up line names no device: $(head -3 "$TMP/run5.log")"
 echo "PASS"
