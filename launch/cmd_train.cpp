@@ -103,8 +103,8 @@ int run_train(int argc, char** argv, Session& session) {
       if (r.last_bound >= 0) fields.push_back({text[2], 65});  // outlasts the rate (60)
       // The ETA from this process's steps' pace (a resumed run's earlier steps took no time here).
       if (first_step < 0) first_step = r.global_step - 1;
-      const double eta = double(r.total_steps - r.global_step) * r.elapsed_s /
-                         double(r.global_step - first_step);
+      const double eta =
+          double(r.total_steps - r.global_step) * r.elapsed_s / double(r.global_step - first_step);
       progress.update(r.global_step, r.total_steps, r.elapsed_s, r.images_per_s, fields, eta);
     });
     trainer.on_eval_batch(test_progress.visitor());

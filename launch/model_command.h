@@ -17,9 +17,9 @@ namespace lmt::launch {
 struct ModelCommandOptions {
   std::string model_file;
   std::string data;
-  int64_t batch_size = 500;  // global, split over the ranks (attack: per rank, 250)
-  int threads = 0;           // 0: default_threads (the cores / the ranks on this node)
-  std::string metrics_out;   // empty: no file
+  int64_t batch_size = 500;     // global, split over the ranks (attack: per rank, 250)
+  int threads = 0;              // 0: default_threads (the cores / the ranks on this node)
+  std::string metrics_out;      // empty: no file
   std::string device = "auto";  // train::resolve_device's spec
 };
 

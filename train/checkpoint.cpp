@@ -156,9 +156,9 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     put("model.pt", models::serialize_model_file(
                         model, {{"steps", std::to_string(state.position.global_step)}}));
     if (ema)
-      put("ema.pt", models::serialize_model_file(
-                        *ema, {{"steps", std::to_string(state.position.global_step)},
-                               {"weights", "ema"}}));
+      put("ema.pt",
+          models::serialize_model_file(
+              *ema, {{"steps", std::to_string(state.position.global_step)}, {"weights", "ema"}}));
     {
       torch::serialize::OutputArchive archive;
       move_optimizer_state(optimizer, at::Device(at::kCPU));  // the file holds CPU tensors

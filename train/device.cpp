@@ -126,9 +126,11 @@ Fp32Scope::~Fp32Scope() {
   at::autocast::set_enabled(gpu_was_);
 }
 
-LossScaler::LossScaler(double initial_scale, double growth, double backoff,
-                       int64_t growth_interval)
-    : scale_(initial_scale), growth_(growth), backoff_(backoff), growth_interval_(growth_interval) {}
+LossScaler::LossScaler(double initial_scale, double growth, double backoff, int64_t growth_interval)
+    : scale_(initial_scale),
+      growth_(growth),
+      backoff_(backoff),
+      growth_interval_(growth_interval) {}
 
 void LossScaler::unscale(const std::vector<at::Tensor>& params) {
   at::NoGradGuard no_grad;

@@ -25,8 +25,8 @@ EvalResult evaluate(models::Model& model, data::Loader& loader, dist::Communicat
     local.count += batch->labels.size(0);
     const at::Tensor loss = torch::nn::functional::cross_entropy(
         logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    counts.add_(at::stack({logits.argmax(1).eq(labels).sum().to(at::kDouble),
-                           loss.to(at::kDouble)}));
+    counts.add_(
+        at::stack({logits.argmax(1).eq(labels).sum().to(at::kDouble), loss.to(at::kDouble)}));
     if (visit) visit(*batch, logits.to(at::kCPU));  // visitors read host tensors
   }
   const std::vector<double> read = read_to_host(counts);

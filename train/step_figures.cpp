@@ -23,8 +23,7 @@ void Trainer::State::reset_device_sums() {
   first_diverged = at::full({5}, -1.0, at::TensorOptions(at::kDouble).device(device));
 }
 
-void Trainer::State::record_step(const ObjectiveOutput& out, const at::Tensor& labels,
-                                 double lr) {
+void Trainer::State::record_step(const ObjectiveOutput& out, const at::Tensor& labels, double lr) {
   at::NoGradGuard no_grad;
   const auto opts = at::TensorOptions(at::kDouble).device(device);
   if (!sums.defined()) reset_device_sums();
@@ -42,8 +41,8 @@ void Trainer::State::record_step(const ObjectiveOutput& out, const at::Tensor& l
     bound = step_bound = out.bound.detach().to(at::kDouble);
     bad = bad | at::logical_not(at::isfinite(bound));
   }
-  const at::Tensor here = at::stack({at::full({}, double(global_step + 1), opts), loss, largest,
-                                     bound, at::full({}, lr, opts)});
+  const at::Tensor here = at::stack(
+      {at::full({}, double(global_step + 1), opts), loss, largest, bound, at::full({}, lr, opts)});
   first_diverged = at::where(bad & (first_diverged[0] < 0), here, first_diverged);
   ++unread_steps;
 }

@@ -100,15 +100,15 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
     // Every rank reads the file (the broadcast below would make them agree anyway); a file that
     // does not fit fails on all of them alike.
     const auto report = load_initial_weights(o.init_from(), *s.model, o.init_from_skip());
-    s.init_note = "--init-from " + o.init_from() + ": " + std::to_string(report.loaded) +
-                  " tensors loaded";
+    s.init_note =
+        "--init-from " + o.init_from() + ": " + std::to_string(report.loaded) + " tensors loaded";
     if (!report.skipped.empty())
       s.init_note += "; left as initialized (--init-from-skip): " + options::join(report.skipped);
   }
   if (o.keep_best().metric == KeepBest::Metric::kCertified && !s.model->has_bound())
-    throw TrainError("--keep-best " + options::join(options::Codec<KeepBest>::format(
-                                          o.keep_best())) +
-                     ": model '" + o.model() + "' has no finite Lipschitz bound");
+    throw TrainError("--keep-best " +
+                     options::join(options::Codec<KeepBest>::format(o.keep_best())) + ": model '" +
+                     o.model() + "' has no finite Lipschitz bound");
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);  // over MPI: on the host, before the move
   s.device = resolve_device(o.device(), dist::RankEnv::from_environment().local_rank);
@@ -173,14 +173,14 @@ void Trainer::begin() {
   if (s.began) return;
   s.began = true;
   const auto& o = s.options;
-  s.message("model " + o.model() + ": " + std::to_string(models::parameter_count(*s.model)) +
-            " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
-            std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) +
-            " steps/epoch, " + std::to_string(s.total_steps) + " steps; device " +
-            describe_device(s.device) +
-            (o.precision() == Precision::kFp32
-                 ? std::string()
-                 : std::string(", ") + options::to_string(o.precision()) + " autocast (the bound in fp32)"));
+  s.message(
+      "model " + o.model() + ": " + std::to_string(models::parameter_count(*s.model)) +
+      " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
+      std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) + " steps/epoch, " +
+      std::to_string(s.total_steps) + " steps; device " + describe_device(s.device) +
+      (o.precision() == Precision::kFp32 ? std::string()
+                                         : std::string(", ") + options::to_string(o.precision()) +
+                                               " autocast (the bound in fp32)"));
   if (!s.init_note.empty()) s.message(s.init_note);
   if (s.ema) {
     std::ostringstream text;
@@ -356,8 +356,8 @@ EpochResult Trainer::end_epoch() {
   BatchVisitor visit = s.eval_batch_visitor();
   if (certified)
     visit = [&unit_radii, listeners = visit](const data::Batch& batch, const at::Tensor& logits) {
-      at::Tensor r = lipschitz::certified_radius(logits, batch.labels, at::ones({}, at::kDouble))
-                         .contiguous();
+      at::Tensor r =
+          lipschitz::certified_radius(logits, batch.labels, at::ones({}, at::kDouble)).contiguous();
       unit_radii.insert(unit_radii.end(), r.data_ptr<double>(), r.data_ptr<double>() + r.numel());
       if (listeners) listeners(batch, logits);
     };
@@ -377,8 +377,8 @@ EpochResult Trainer::end_epoch() {
   // A constant classifier is the LMT loss's cheapest answer when c is too large for the network's
   // bound (deep models, batch norm); after 200 steps (a short run has not learnt anything yet).
   const int64_t classes = s.model->config().num_classes;
-  r.collapsed = (o.loss() == Loss::kLmt || o.loss() == Loss::kEmma) && classes > 1 && s.global_step >= 200 &&
-                r.train_accuracy < 1.5 / double(classes);
+  r.collapsed = (o.loss() == Loss::kLmt || o.loss() == Loss::kEmma) && classes > 1 &&
+                s.global_step >= 200 && r.train_accuracy < 1.5 / double(classes);
   if (o.keep_best().on()) s.keep_best(r, test, train_bound, unit_radii);
   if (s.is_root()) {
     io::JsonLine line;

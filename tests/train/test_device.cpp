@@ -152,8 +152,8 @@ TEST(ModelFile, TensorsTaggedForAGpuLoadOnTheCpu) {
     torch::serialize::InputArchive raw;
     EXPECT_ANY_THROW(raw.load_from(patched.data(), patched.size()));
   }
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("lmt-device-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("lmt-device-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "gpu.pt").string();
   io::write_file_atomic(path, patched);
