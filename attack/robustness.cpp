@@ -174,9 +174,15 @@ RobustnessResult evaluate_robustness(models::Model& model, data::Loader& loader,
   double& total = counts[rest + 4];
   double& worst = counts[rest + 5];
   loader.start_epoch(0);
+  // The batches go where the model is (lmt attack --device).
+  at::Device device(at::kCPU);
+  for (const auto& p : model.parameters()) {
+    device = p.device();
+    break;
+  }
   while (auto batch = loader.next()) {
-    const at::Tensor& x = batch->images;
-    const at::Tensor& y = batch->labels;
+    const at::Tensor x = batch->images.to(device);
+    const at::Tensor y = batch->labels.to(device);
     const int64_t n = y.size(0);
     if (n == 0) continue;  // a rank's share of a short tail
     if (x.size(1) != config.channels || x.size(2) != config.height || x.size(3) != config.width)

@@ -1,8 +1,8 @@
-// lmt attack --model-file PATH --data FILE --norm L2|Linf --eps X [--version standard]: AutoAttack's
-// standard suite (APGD-CE, APGD-T, FAB-T, Square; or --attacks), each attack on the points the
-// ones before left correct; clean accuracy, per attack the points attacked, flipped, the robust
-// accuracy after it and its time, and the worst case; data-parallel over ranks; checks attacked >=
-// certified accuracy for bounded models (L2) and warns of gradient masking.
+// lmt attack --model-file PATH --data FILE --norm L2|Linf --eps X [--version standard]:
+// AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T, Square; or --attacks), each attack on the
+// points the ones before left correct; clean accuracy, per attack the points attacked, flipped, the
+// robust accuracy after it and its time, and the worst case; data-parallel over ranks; checks
+// attacked >= certified accuracy for bounded models (L2) and warns of gradient masking.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +15,7 @@
 #include <lmt/data/loader.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/models/model.h>
+#include <lmt/train/device.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -144,11 +145,13 @@ int run_attack(int argc, char** argv, Session& session) {
   const auto& attacks = o.robustness.attacks();
   const attack::Norm norm = o.robustness.norm();
   const double eps = o.robustness.eps();
+  const at::Device device = model_command_device(o);  // a usage error before MPI
   join_ranks(session, o.threads);
 
   const std::string& model_file = o.model_file;
   auto loaded = models::load_model_file(model_file);
   auto& model = *loaded.model;
+  train::move_model(model, device);
   const auto& config = model.config();
 
   // The first N points of the file across all ranks, --batch-size per rank per step.
@@ -205,8 +208,8 @@ int run_attack(int argc, char** argv, Session& session) {
     std::cout << line.str() << std::endl;
 
     std::fprintf(stderr, "attack: %s on %s, %s eps=%g, %lld points, %s suite\n",
-                 config.name.c_str(), data_file.c_str(), attack::to_string(norm), eps,
-                 (long long)N, standard ? "AutoAttack standard" : "custom");
+                 config.name.c_str(), data_file.c_str(), attack::to_string(norm), eps, (long long)N,
+                 standard ? "AutoAttack standard" : "custom");
     std::fprintf(stderr, "  %-12s %8.2f%%\n", "clean", 100 * r.clean_accuracy());
     std::fprintf(stderr, "  %-12s %8s %8s %9s %9s\n", "then attack", "attacked", "flipped",
                  "robust", "seconds");

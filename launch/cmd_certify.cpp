@@ -12,6 +12,7 @@
 #include <lmt/io/json_lines.h>
 #include <lmt/models/model.h>
 #include <lmt/train/certification.h>
+#include <lmt/train/device.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -43,7 +44,7 @@ namespace {
 struct CertifyCommandOptions : ModelCommandOptions {
   std::vector<double> eps = train::CertifyOptions().eps();
   RadiusRule head = RadiusRule::kBest;
-  std::string plot;       // empty: no plot
+  std::string plot;  // empty: no plot
   std::string plot_size = "960x640";
   std::string curve_csv;  // empty: none
   bool tight_bounds = true;
@@ -66,8 +67,9 @@ options::Schema<CertifyCommandOptions> certify_schema() {
           .operational()
           .value("FILE.png"),
       [](auto& o) -> auto& { return o.plot; });
-  s.add<std::string>(Spec("plot-size", "the --plot image's size in pixels").operational().value("WxH"),
-                     [](auto& o) -> auto& { return o.plot_size; });
+  s.add<std::string>(
+      Spec("plot-size", "the --plot image's size in pixels").operational().value("WxH"),
+      [](auto& o) -> auto& { return o.plot_size; });
   s.add<std::string>(
       Spec("curve-csv",
            "write the certified-accuracy curve as CSV: radius,certified_accuracy (the fraction of "
@@ -76,10 +78,11 @@ options::Schema<CertifyCommandOptions> certify_schema() {
           .operational()
           .value("FILE.csv"),
       [](auto& o) -> auto& { return o.curve_csv; });
-  s.add<bool>(Spec("tight-bounds",
-                   "bound small convs by their explicit matrix (exact or banded certificate, "
-                   "docs/methods.md#sound-bounds); false: the circulant bound only (faster)"),
-              [](auto& o) -> auto& { return o.tight_bounds; });
+  s.add<bool>(
+      Spec("tight-bounds",
+           "bound small convs by their explicit matrix (exact or banded certificate, "
+           "docs/methods.md#sound-bounds); false: the circulant bound only (faster)"),
+      [](auto& o) -> auto& { return o.tight_bounds; });
   return s;
 }
 
@@ -138,8 +141,8 @@ void write_certified_plot(const std::string& path, PlotSize size, const Certifie
   panel.series.push_back(line);
   for (size_t i = 0; i < s.eps.size(); ++i) {
     PlotSeries mark;
-    mark.title = "ε = " + options::format_number(s.eps[i]) + ": " +
-                 format_percent(s.certified_accuracy[i]);
+    mark.title =
+        "ε = " + options::format_number(s.eps[i]) + ": " + format_percent(s.certified_accuracy[i]);
     mark.style = PlotSeries::Style::kPoints;
     mark.color = int(i) + 1;
     mark.x = {s.eps[i]};
@@ -169,10 +172,12 @@ int run_certify(int argc, char** argv, Session& session) {
   settings.head(options::to_string(o.head));
   settings.model_source(o.model_file);
   if (!o.tight_bounds) settings.bound_limits(lipschitz::SoundBoundLimits::circulant_only());
+  const at::Device device = model_command_device(o);  // a usage error before MPI
   join_ranks(session, o.threads);
 
   auto loaded = models::load_model_file(o.model_file);
   auto& model = *loaded.model;
+  train::move_model(model, device);
   check_evaluation_data(model.config(), data::read_dataset_info(o.data), o.data);
   data::Loader loader(o.data, evaluation_loader_options(session, model.config(), o.batch_size));
   PassProgress progress("certify", loader.plan().num_samples, session.comm->size());

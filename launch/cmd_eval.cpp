@@ -8,6 +8,7 @@
 #include <lmt/dist/communicator.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/models/model.h>
+#include <lmt/train/device.h>
 #include <lmt/train/evaluate.h>
 
 #include "cli.h"
@@ -25,10 +26,12 @@ int run_eval(int argc, char** argv, Session& session) {
   if (!parse_options("eval", "lmt eval --model-file PATH --data FILE.h5 [--batch-size N]", schema,
                      argc, argv, o))
     return 0;
+  const at::Device device = model_command_device(o);  // a usage error before MPI
   join_ranks(session, o.threads);
 
   auto loaded = models::load_model_file(o.model_file);
   auto& model = *loaded.model;
+  train::move_model(model, device);
   const auto& config = model.config();
   check_evaluation_data(config, data::read_dataset_info(o.data), o.data);
   data::Loader loader(o.data, evaluation_loader_options(session, config, o.batch_size));

@@ -64,12 +64,13 @@ options::Schema<ExportCommandOptions> export_schema() {
   s.add<bool>(
       Spec("bound", "compute the sound Lipschitz bound for the metadata"),
       [](auto& o) -> auto& { return o.bound; });
-  s.add<bool>(Spec("torchvision-stem",
-                   "make a resnet18/34/50 with the ImageNet stem load into torchvision's: a "
-                   "1-channel conv1 is repeated over 3 channels / 3 (exact on grey images "
-                   "replicated to RGB); refused, saying why, for any other model")
-                  .as_switch(),
-              [](auto& o) -> auto& { return o.torchvision_stem; });
+  s.add<bool>(
+      Spec("torchvision-stem",
+           "make a resnet18/34/50 with the ImageNet stem load into torchvision's: a "
+           "1-channel conv1 is repeated over 3 channels / 3 (exact on grey images "
+           "replicated to RGB); refused, saying why, for any other model")
+          .as_switch(),
+      [](auto& o) -> auto& { return o.torchvision_stem; });
   return s;
 }
 
@@ -120,8 +121,8 @@ int run_export(int argc, char** argv, Session& /*session*/) {
     std::cerr << "export: no dataset found for class names (give --data)\n";
   }
   // The bound is of the unconverted network: --torchvision-stem drops it, so skip its cost.
-  auto metadata = train::export_metadata(model, class_names, loaded.metadata,
-                                         o.bound && !o.torchvision_stem);
+  auto metadata =
+      train::export_metadata(model, class_names, loaded.metadata, o.bound && !o.torchvision_stem);
   if (o.torchvision_stem) train::convert_to_torchvision_stem(model, tensors, &metadata);
   const std::string metadata_file = o.out + ".json";
   if (safetensors) {

@@ -43,15 +43,19 @@ struct PlotCommandOptions {
 options::Schema<PlotCommandOptions> plot_schema() {
   using options::Spec;
   options::Schema<PlotCommandOptions> s;
-  s.add<std::string>(Spec("out", "the PNG to write").required().value("FILE.png"),
-                     [](auto& o) -> auto& { return o.out; });
-  s.add<PlotAxis>(Spec("x", "horizontal axis: optimizer steps (the step lines, every "
-                            "--log-every steps, and the epoch lines) or epochs (epoch lines)"),
-                  [](auto& o) -> auto& { return o.x; });
-  s.add<std::string>(Spec("size", "image size in pixels").value("WxH"),
-                     [](auto& o) -> auto& { return o.size; });
-  s.add<std::string>(Spec("title", "the figure's title (default: the runs' names)").value("TEXT"),
-                     [](auto& o) -> auto& { return o.title; });
+  s.add<std::string>(
+      Spec("out", "the PNG to write").required().value("FILE.png"),
+      [](auto& o) -> auto& { return o.out; });
+  s.add<PlotAxis>(
+      Spec("x",
+           "horizontal axis: optimizer steps (the step lines, every "
+           "--log-every steps, and the epoch lines) or epochs (epoch lines)"),
+      [](auto& o) -> auto& { return o.x; });
+  s.add<std::string>(
+      Spec("size", "image size in pixels").value("WxH"), [](auto& o) -> auto& { return o.size; });
+  s.add<std::string>(
+      Spec("title", "the figure's title (default: the runs' names)").value("TEXT"),
+      [](auto& o) -> auto& { return o.title; });
   return s;
 }
 

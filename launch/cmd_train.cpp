@@ -2,10 +2,10 @@
 // rank 0, the summary line.
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <lmt/dist/communicator.h>
@@ -78,41 +78,33 @@ int run_train(int argc, char** argv, Session& session) {
   Progress progress("train");
   progress.plain_every(options.log_every());  // plain lines with the metrics.jsonl step lines
   PassProgress test_progress("test", trainer.test_images(), session.comm->size());
-  // The bar's loss: the mean of rank 0's last --log-every batch losses (free); the plain lines
-  // show the step line's, the mean over every rank's batches of those steps.
-  std::deque<double> recent;
-  double recent_sum = 0;
+  // The loss shown: the latest step line's (every --log-every steps), the mean over every rank's
+  // batches of those steps; the trainer reads its figures from the device only then.
+  std::optional<double> shown_loss;
   bool legend = progress.mode() == ProgressMode::kOff;
   int64_t first_step = -1;  // the step before this process's first (a resumed run's checkpoint)
   if (root) {
     trainer.on_message([&](const std::string& text) { progress.message(text); });
     trainer.on_step([&](const train::StepResult& r) {
-      recent.push_back(r.loss);
-      recent_sum += r.loss;
-      if (int64_t(recent.size()) > options.log_every()) {
-        recent_sum -= recent.front();
-        recent.pop_front();
-      }
-      const bool bar = progress.mode() == ProgressMode::kBar;
+      if (r.window_loss) shown_loss = r.window_loss;
       if (!legend) {
         legend = true;
-        const std::string whose = bar && session.comm->size() > 1 ? "rank 0's " : "the ";
-        progress.message("loss: the mean over " + whose + "last " +
-                         std::to_string(options.log_every()) + " steps (--log-every)" +
-                         (r.last_bound >= 0 ? "; bound: the network's Lipschitz bound L" : ""));
+        progress.message("loss: the mean over the last " + std::to_string(options.log_every()) +
+                         " steps (--log-every)" +
+                         (r.has_bound ? "; bound: the network's Lipschitz bound L" : ""));
       }
-      const double loss = !bar && r.window_loss ? *r.window_loss : recent_sum / recent.size();
       char text[3][64];
       std::snprintf(text[0], sizeof text[0], "epoch %lld/%lld", (long long)r.epoch + 1,
                     (long long)r.epochs);
-      std::snprintf(text[1], sizeof text[1], "loss %.4f", loss);
+      std::snprintf(text[1], sizeof text[1], "loss %.4f", shown_loss.value_or(0.0));
       std::snprintf(text[2], sizeof text[2], "bound %.4g", r.last_bound);
-      std::vector<ProgressField> fields{{text[0], 40}, {text[1], 80}};
+      std::vector<ProgressField> fields{{text[0], 40}};
+      if (shown_loss) fields.push_back({text[1], 80});
       if (r.last_bound >= 0) fields.push_back({text[2], 65});  // outlasts the rate (60)
       // The ETA from this process's steps' pace (a resumed run's earlier steps took no time here).
       if (first_step < 0) first_step = r.global_step - 1;
-      const double eta = double(r.total_steps - r.global_step) * r.elapsed_s /
-                         double(r.global_step - first_step);
+      const double eta =
+          double(r.total_steps - r.global_step) * r.elapsed_s / double(r.global_step - first_step);
       progress.update(r.global_step, r.total_steps, r.elapsed_s, r.images_per_s, fields, eta);
     });
     trainer.on_eval_batch(test_progress.visitor());

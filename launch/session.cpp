@@ -7,7 +7,11 @@
 #include <string>
 #include <thread>
 
+#include <lmt/dist/rank_env.h>
+#include <lmt/train/device.h>
+
 #include "commands.h"
+#include "model_command.h"
 
 namespace lmt::launch {
 
@@ -21,7 +25,6 @@ void join_ranks(Session& session, int threads) {
   session.comm = dist::make_mpi_communicator(dist::CommOptions());
   at::set_num_threads(threads > 0 ? threads : default_threads(session));
 }
-
 
 data::LoaderOptions evaluation_loader_options(const Session& session,
                                               const models::ModelConfig& config,
@@ -46,6 +49,14 @@ void check_evaluation_data(const models::ModelConfig& config, const data::Datase
   };
   same("num_classes", info.num_classes, config.num_classes);
   same("channels", info.channels, config.channels);
+}
+
+at::Device model_command_device(const ModelCommandOptions& o) {
+  try {
+    return train::resolve_device(o.device, dist::RankEnv::from_environment().local_rank);
+  } catch (const train::TrainError& e) {
+    throw UsageError(e.what());
+  }
 }
 
 }  // namespace lmt::launch

@@ -3,6 +3,7 @@
 // as a zip archive (CRC-32 of every entry) before LibTorch parses it, and by the digest after.
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include <torch/serialize/input-archive.h>
@@ -76,7 +77,31 @@ void require_finite(torch::nn::Module& model, const std::string& what) {
   for (const auto& item : model.named_buffers()) check("buffer", item.key(), item.value());
 }
 
+namespace {
+// The file holds CPU tensors whatever the model's device, so a model trained on a GPU loads
+// anywhere: a model elsewhere is written from the CPU and moved back (Module::to keeps the
+// tensors' identity, so an optimizer holding them still does). A CPU model is not touched.
+class OnCpu {
+ public:
+  explicit OnCpu(Model& model) : model_(model) {
+    for (const auto& p : model.parameters())
+      if (!p.is_cpu()) {
+        back_ = p.device();
+        model.to(at::kCPU);
+      }
+  }
+  ~OnCpu() {
+    if (back_) model_.to(*back_);
+  }
+
+ private:
+  Model& model_;
+  std::optional<at::Device> back_;
+};
+}  // namespace
+
 std::string serialize_model_file(Model& model, const std::map<std::string, std::string>& metadata) {
+  OnCpu on_cpu(model);
   torch::serialize::OutputArchive archive;
   archive.write(kFormatKey, c10::IValue(kFormatVersion));
   archive.write(kConfigKey, c10::IValue(model.config().serialize()));
@@ -120,7 +145,8 @@ LoadedModel load_model_file(const std::string& path, const ModelFileChecks& chec
   torch::serialize::InputArchive archive;
   c10::IValue config_value, metadata_value, digest_value;
   try {
-    archive.load_from(bytes.data(), bytes.size());
+    // On the CPU whatever device the file's tensors name (device-independent files).
+    archive.load_from(bytes.data(), bytes.size(), at::Device(at::kCPU));
     if (!archive.try_read(kConfigKey, config_value) || !config_value.isString())
       throw ModelError("field '" + std::string(kConfigKey) + "' missing");
     archive.try_read(kMetadataKey, metadata_value);

@@ -55,6 +55,10 @@ CertifyResult certify(models::Model& model, data::Loader& loader, dist::Communic
     throw TrainError("--head pairwise: model '" + model.config().name +
                      "' does not end in a linear layer");
 
+  // The radii on the host, where evaluate() hands its visitors the logits (--device cuda: the
+  // bound was computed on the device, in float64 all the same).
+  sound = sound.to(at::kCPU);
+  if (head.defined()) head = {head.body_bound.to(at::kCPU), head.head_weight.to(at::kCPU)};
   const int64_t n = loader.info().size;
   at::Tensor radii = at::zeros({n}, at::kDouble), correct = at::zeros({n}, at::kDouble);
   evaluate(model, loader, nullptr, [&](const data::Batch& batch, const at::Tensor& logits) {

@@ -55,7 +55,35 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
                   std::string& bytes) {
   bytes = io::read_file(path);
   io::verify_zip_archive(bytes.data(), bytes.size(), path);
-  archive.load_from(bytes.data(), bytes.size());
+  // Device-independent: whatever device the file's tensors were tagged with, they load on the
+  // CPU, and their users move them where they compute (a GPU run resumes on a CPU and back).
+  archive.load_from(bytes.data(), bytes.size(), at::Device(at::kCPU));
+}
+
+// Moves the optimizer's per-parameter moments to `device`, or to their parameter's device
+// (nullopt), through the state's setters: the files hold CPU tensors, the step uses the
+// parameters' device. The optimizer is const (write_checkpoint's): its states are reached through
+// the pointers it holds.
+static void move_optimizer_state(const torch::optim::Optimizer& optimizer,
+                                 std::optional<at::Device> device) {
+  for (const auto& group : optimizer.param_groups())
+    for (const auto& p : group.params()) {
+      auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == optimizer.state().end()) continue;
+      const at::Device to = device ? *device : p.device();
+      auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(to) : t; };
+      if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get())) {
+        adam->exp_avg(move(adam->exp_avg()));
+        adam->exp_avg_sq(move(adam->exp_avg_sq()));
+        adam->max_exp_avg_sq(move(adam->max_exp_avg_sq()));
+      } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(it->second.get())) {
+        adamw->exp_avg(move(adamw->exp_avg()));
+        adamw->exp_avg_sq(move(adamw->exp_avg_sq()));
+        adamw->max_exp_avg_sq(move(adamw->max_exp_avg_sq()));
+      } else if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
+        sgd->momentum_buffer(move(sgd->momentum_buffer()));
+      }
+    }
 }
 
 std::string read_text(const std::string& path) {
@@ -128,12 +156,14 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
     put("model.pt", models::serialize_model_file(
                         model, {{"steps", std::to_string(state.position.global_step)}}));
     if (ema)
-      put("ema.pt", models::serialize_model_file(
-                        *ema, {{"steps", std::to_string(state.position.global_step)},
-                               {"weights", "ema"}}));
+      put("ema.pt",
+          models::serialize_model_file(
+              *ema, {{"steps", std::to_string(state.position.global_step)}, {"weights", "ema"}}));
     {
       torch::serialize::OutputArchive archive;
+      move_optimizer_state(optimizer, at::Device(at::kCPU));  // the file holds CPU tensors
       optimizer.save(archive);
+      move_optimizer_state(optimizer, std::nullopt);
       put("optimizer.pt", archive_bytes(archive));
     }
     {
@@ -383,6 +413,7 @@ void load_checkpoint_optimizer(const std::string& dir, torch::optim::Optimizer& 
     std::string bytes;
     load_archive(archive, path, bytes);
     optimizer.load(archive);
+    move_optimizer_state(optimizer, std::nullopt);
   } catch (const std::exception& e) {
     throw TrainError(path + ": cannot load optimizer state (a different --optimizer or model?): " +
                      first_line(e.what()));

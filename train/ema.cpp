@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include <lmt/lipschitz/bounded_module.h>
+#include <lmt/train/device.h>
 #include <lmt/train/options.h>
 
 namespace lmt::train {
@@ -33,6 +34,7 @@ ModelEma::ModelEma(models::Model& live, double decay, bool warmup)
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(state);
   }
+  move_model(*model_, module_device(live));  // the EMA lives where the model trains
   at::NoGradGuard no_grad;
   auto copy = [](auto target, auto source) {
     if (target.size() != source.size())

@@ -4,6 +4,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/nn/functional/loss.h>
 
+#include <lmt/train/device.h>
+
 namespace lmt::train {
 
 EvalResult evaluate(models::Model& model, data::Loader& loader, dist::Communicator* comm,
@@ -13,16 +15,23 @@ EvalResult evaluate(models::Model& model, data::Loader& loader, dist::Communicat
   at::NoGradGuard no_grad;
   EvalResult local;
   loader.start_epoch(0);
+  const at::Device device = module_device(model);  // the batches go where the model is
+  // {correct, loss sum} on the device, read once at the end: the same double additions as
+  // reading each batch's (exact counts; float -> double sums in the same order).
+  at::Tensor counts = at::zeros({2}, at::TensorOptions(at::kDouble).device(device));
   while (auto batch = loader.next()) {
-    at::Tensor logits = model.forward(batch->images);
+    const at::Tensor labels = to_device(batch->labels, device);
+    at::Tensor logits = model.forward(to_device(batch->images, device));
     local.count += batch->labels.size(0);
-    local.correct += logits.argmax(1).eq(batch->labels).sum().item<int64_t>();
-    local.loss_sum += torch::nn::functional::cross_entropy(
-                          logits, batch->labels,
-                          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                          .item<double>();
-    if (visit) visit(*batch, logits);
+    const at::Tensor loss = torch::nn::functional::cross_entropy(
+        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    counts.add_(
+        at::stack({logits.argmax(1).eq(labels).sum().to(at::kDouble), loss.to(at::kDouble)}));
+    if (visit) visit(*batch, logits.to(at::kCPU));  // visitors read host tensors
   }
+  const std::vector<double> read = read_to_host(counts);
+  local.correct = int64_t(read[0]);
+  local.loss_sum = read[1];
   model.train(was_training);
   if (!comm || comm->size() == 1) return local;
   auto sums = dist::all_reduce_doubles(

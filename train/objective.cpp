@@ -5,9 +5,16 @@
 
 #include <lmt/lipschitz/lmt_loss.h>
 #include <lmt/train/adversarial_objective.h>
+#include <lmt/train/device.h>
 
 namespace lmt::train {
 namespace {
+
+// Logits of an autocast forward pass (bf16/fp16) in fp32 for the loss; fp32 ones as they are.
+at::Tensor loss_precision(const at::Tensor& logits) {
+  const auto t = logits.scalar_type();
+  return t == at::kBFloat16 || t == at::kHalf ? logits.to(at::kFloat) : logits;
+}
 
 class CrossEntropy : public Objective {
  public:
@@ -15,7 +22,7 @@ class CrossEntropy : public Objective {
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double) override {
     ObjectiveOutput out;
-    out.logits = model.forward(images);
+    out.logits = loss_precision(model.forward(images));
     out.loss = torch::nn::functional::cross_entropy(
         out.logits, labels,
         torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing_));
@@ -34,7 +41,8 @@ class LipschitzMargin : public Objective {
   ObjectiveOutput compute(models::Model& model, const at::Tensor& images, const at::Tensor& labels,
                           double epoch_progress) override {
     ObjectiveOutput out;
-    out.logits = model.forward(images);
+    out.logits = loss_precision(model.forward(images));
+    Fp32Scope fp32;  // the bound and the margin in fp32 under --precision bf16/fp16
     const bool emma = options_.loss() == Loss::kEmma;
     // EMMA's radius ramps like the adversarial eps (--eps-warmup), LMT's c by --lmt-c-warmup.
     const double eps = emma ? lipschitz::lmt_c_at(options_.emma_eps(), options_.eps_warmup_epochs(),

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include <lmt/models/heads.h>
+#include <lmt/train/device.h>
 
 namespace lmt::train {
 
@@ -39,6 +40,10 @@ void check_options(const TrainOptions& o, int world_size) {
   } catch (const options::OptionError& e) {
     throw TrainError(e.what());
   }
+  const at::Device device = resolve_device(o.device(), 0);  // its syntax and availability
+  if (o.precision() == Precision::kFp16 && !device.is_cuda())
+    throw TrainError("--precision fp16: needs a CUDA device (this run is on " + device.str() +
+                     "); on CPUs use --precision bf16");
   if (o.overwrite() && !o.resume().empty())
     throw TrainError("options '--resume' and '--overwrite' exclude each other");
   if (world_size > 0 && o.batch_size() % world_size != 0)

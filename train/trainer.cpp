@@ -3,7 +3,6 @@
 #include <lmt/train/trainer.h>
 
 #include <ATen/Parallel.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/utils.h>
 
 #include <chrono>
@@ -17,12 +16,14 @@
 #include <lmt/data/loader.h>
 #include <lmt/dist/grad_sync.h>
 #include <lmt/dist/module_sync.h>
+#include <lmt/dist/rank_env.h>
 #include <lmt/io/atomic_file.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/io/trace.h>
 #include <lmt/lipschitz/bounded_module.h>
 #include <lmt/lipschitz/certify.h>
 #include <lmt/train/checkpoint.h>
+#include <lmt/train/device.h>
 #include <lmt/train/evaluate.h>
 #include <lmt/train/init_from.h>
 #include <lmt/train/objective.h>
@@ -113,7 +114,10 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
                      options::join(options::Codec<KeepBest>::format(o.keep_best())) + ": model '" +
                      o.model() + "' has no finite Lipschitz bound");
   s.objective = make_objective(o);
-  dist::verify_and_broadcast(*s.comm, *s.model);
+  dist::verify_and_broadcast(*s.comm, *s.model);  // over MPI: on the host, before the move
+  s.device = resolve_device(o.device(), dist::RankEnv::from_environment().local_rank);
+  move_model(*s.model, s.device, o.channels_last());
+  if (o.precision() == Precision::kFp16) s.scaler = std::make_unique<LossScaler>();
   if (o.ema_decay() > 0)
     s.ema = std::make_unique<ModelEma>(*s.model, o.ema_decay(), o.ema_warmup());
   std::vector<std::pair<std::string, at::Tensor>> named;
@@ -147,6 +151,8 @@ void Trainer::on_checkpoint_file(std::function<void(const std::string&)> listene
 void Trainer::on_eval_batch(BatchVisitor listener) {
   state_->eval_batch_listeners.push_back(std::move(listener));
 }
+double StepResult::loss() const { return read_to_host(loss_value).at(0); }
+
 models::Model& Trainer::model() { return *state_->model; }
 models::Model& Trainer::evaluated_model() { return state_->evaluated(); }
 const TrainOptions& Trainer::options() const { return state_->options; }
@@ -166,47 +172,19 @@ static std::string layer_bounds_json(models::Model& model) {
   return out.str() + "}";
 }
 
-// A step whose loss is non-finite, whose logits exceed kExplodedLogit in magnitude, or whose
-// bound is non-finite ends the run naming the step. The logits, not the loss, are the measure:
-// the LMT loss adds sqrt(2) c L to the logits and L can legitimately start at 1e6 (a batch-norm
-// ResNet), while a logit of 1e6 means weights that have blown up (Adam at lr 1e4 gives 1e22 at
-// chance accuracy within two steps); a softmax classifier that still learns never needs one.
-constexpr double kExplodedLogit = 1e6;
-
-static void check_not_diverged(double loss, const at::Tensor& logits, std::optional<double> bound,
-                               int64_t step, double lr) {
-  char text[256];
-  const double largest = logits.detach().abs().max().item<double>();
-  if (!std::isfinite(loss) || !(largest <= kExplodedLogit)) {
-    if (std::isfinite(loss))
-      std::snprintf(text, sizeof text, "the largest logit is %g (above 1e6)", largest);
-    else
-      std::snprintf(text, sizeof text, "the loss is %g", loss);
-    const std::string what = text;
-    std::snprintf(text, sizeof text,
-                  "training diverged at step %lld: %s (learning rate %g: lower it, or check the "
-                  "data and the model options)",
-                  (long long)step, what.c_str(), lr);
-    throw TrainError(text);
-  }
-  if (bound && !std::isfinite(*bound)) {
-    std::snprintf(text, sizeof text,
-                  "training diverged at step %lld: the Lipschitz bound is %g (a weight "
-                  "overflowed; learning rate %g)",
-                  (long long)step, *bound, lr);
-    throw TrainError(text);
-  }
-}
-
 void Trainer::begin() {
   auto& s = *state_;
   if (s.began) return;
   s.began = true;
   const auto& o = s.options;
-  s.message("model " + o.model() + ": " + std::to_string(models::parameter_count(*s.model)) +
-            " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
-            std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) +
-            " steps/epoch, " + std::to_string(s.total_steps) + " steps");
+  s.message(
+      "model " + o.model() + ": " + std::to_string(models::parameter_count(*s.model)) +
+      " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
+      std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) + " steps/epoch, " +
+      std::to_string(s.total_steps) + " steps; device " + describe_device(s.device) +
+      (o.precision() == Precision::kFp32 ? std::string()
+                                         : std::string(", ") + options::to_string(o.precision()) +
+                                               " autocast (the bound in fp32)"));
   {
     // libgomp's idle threads poll 300000 times before sleeping unless OMP_WAIT_POLICY or
     // GOMP_SPINCOUNT says otherwise; on shared cores that starves the working thread (README,
@@ -255,12 +233,14 @@ void Trainer::State::open_epoch() {
   model->train();
   first_step = owes_epoch_end(epoch) ? start.step_in_epoch : 0;
   train_loader->start_epoch(epoch, first_step);
+  read_figures();  // nothing is left on the device from the epoch before
   loss_sum = correct = seen = 0;
   if (first_step > 0) {
     loss_sum = start_sums.at(0);
     correct = start_sums.at(1);
     seen = start_sums.at(2);
   }
+  reset_device_sums();
   step_in_epoch = first_step;
   images_in_epoch = 0;
   epoch_start = Clock::now();
@@ -270,6 +250,10 @@ void Trainer::State::open_epoch() {
 // Collective every log_every steps: the means over every rank's batches since the last step line
 // (one all-reduce of three numbers), the metrics.jsonl step line on rank 0, a new window.
 void Trainer::State::write_step_line(StepResult& r) {
+  read_figures();  // the steps since the last line (one host read)
+  r.last_bound = last_bound;
+  if (r.has_bound) r.bound = last_bound;
+  r.grad_norm = last_grad_norm;
   std::vector<double> sums{window_loss_sum, window_correct, window_seen};
   if (comm->size() > 1) sums = dist::all_reduce_doubles(*comm, sums, dist::ReduceOp::kSum);
   if (sums[2] > 0) {
@@ -292,6 +276,7 @@ void Trainer::State::write_step_line(StepResult& r) {
   }
   window_loss_sum = window_correct = window_seen = window_s = 0;
   window_images = 0;
+  reset_device_sums();
 }
 
 std::optional<StepResult> Trainer::step() {
@@ -316,6 +301,8 @@ std::optional<StepResult> Trainer::step() {
   }
   if (!batch) return std::nullopt;
   const auto& o = s.options;
+  const at::Tensor images = to_device(batch->images, s.device, o.channels_last());
+  const at::Tensor labels = to_device(batch->labels, s.device);
   const double lr = learning_rate_at(o, s.global_step, s.total_steps, s.steps_per_epoch);
   set_learning_rate(*s.optimizer, lr);
   const double progress = double(s.epoch) + double(s.step_in_epoch) / double(s.steps_per_epoch);
@@ -326,7 +313,7 @@ std::optional<StepResult> Trainer::step() {
   }
   // K micro-batches of this rank's batch: each backward of loss/K adds into the gradients, and
   // only the last one's launches the all-reduce (GradSync::accumulate_only, DDP's no_sync).
-  const int64_t K = o.accum_steps(), micro = batch->labels.size(0) / K;
+  const int64_t K = o.accum_steps(), micro = labels.size(0) / K;
   s.optimizer->zero_grad();
   std::vector<at::Tensor> losses, logits;
   ObjectiveOutput out;
@@ -334,12 +321,15 @@ std::optional<StepResult> Trainer::step() {
     s.grad_sync->accumulate_only(k + 1 < K);
     {
       io::TraceScope traced("forward (objective, bound)", "step");
-      out = K == 1 ? s.objective->compute(*s.model, batch->images, batch->labels, progress)
-                   : s.objective->compute(*s.model, batch->images.narrow(0, k * micro, micro),
-                                          batch->labels.narrow(0, k * micro, micro), progress);
+      AutocastScope autocast(o.precision(), s.device);  // the forward pass; the bound is fp32
+      out = K == 1 ? s.objective->compute(*s.model, images, labels, progress)
+                   : s.objective->compute(*s.model, images.narrow(0, k * micro, micro),
+                                          labels.narrow(0, k * micro, micro), progress);
     }
     io::TraceScope traced("backward (bucket all-reduces launched)", "step");
-    (K == 1 ? out.loss : out.loss / double(K)).backward();
+    at::Tensor scaled = K == 1 ? out.loss : out.loss / double(K);
+    if (s.scaler) scaled = scaled * s.scaler->scale();
+    scaled.backward();
     losses.push_back(out.loss.detach());
     logits.push_back(out.logits.detach());
   }
@@ -353,25 +343,24 @@ std::optional<StepResult> Trainer::step() {
   }
   io::TraceScope optimizer_scope("optimizer, metrics", "step");
   StepResult r;
+  // fp16: the gradients unscaled after the all-reduce, so every rank sees the same inf/nan and
+  // skips the same steps (one host read per step: whether to step at all).
+  const bool skip = s.scaler && (s.scaler->unscale(s.model->parameters()), s.scaler->update());
   // The averaged gradients are bitwise identical on every rank, so is their norm and the clip.
-  if (o.grad_clip_norm() > 0)
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(s.model->parameters(), o.grad_clip_norm());
-  s.optimizer->step();
-  if (s.ema) s.ema->update(*s.model, s.global_step);  // the global_step-th update, 0-based
+  if (o.grad_clip_norm() > 0 && !skip)  // the norm read at the step lines
+    s.step_grad_norm = clip_grad_norm(s.model->parameters(), o.grad_clip_norm());
+  if (!skip) {
+    s.optimizer->step();
+    if (s.ema) s.ema->update(*s.model, s.global_step);  // the global_step-th update, 0-based
+  }
 
-  r.loss = out.loss.item<double>();
-  if (out.bound.defined()) r.bound = out.bound.item<double>();  // read once, used twice below
-  check_not_diverged(r.loss, out.logits, r.bound, s.global_step + 1, lr);
+  s.record_step(out, labels, lr);  // on the device; read at the step lines
+  r.loss_value = out.loss.detach();
+  r.has_bound = out.bound.defined();
   const double n = double(batch->labels.size(0));
-  s.loss_sum += r.loss * n;
-  const double correct = out.logits.argmax(1).eq(batch->labels).sum().item<double>();
-  s.correct += correct;
   s.seen += n;
-  s.window_loss_sum += r.loss * n;
-  s.window_correct += correct;
   s.window_seen += n;
   s.window_images += batch->global_batch_size;
-  if (r.bound) s.last_bound = *r.bound;
   s.images_in_epoch += batch->global_batch_size;
   ++s.global_step;
   ++s.step_in_epoch;
@@ -399,6 +388,7 @@ EpochResult Trainer::end_epoch() {
   if (s.tracing && s.global_step >= s.trace_last) s.finish_trace();
   io::TraceScope traced("end of epoch: evaluation", "epoch");
   if (!s.epoch_open) s.open_epoch();  // a resumed epoch whose steps were all done
+  s.read_figures();
   const double epoch_s = seconds_since(s.epoch_start);
   auto sums =
       dist::all_reduce_doubles(*s.comm, {s.loss_sum, s.correct, s.seen}, dist::ReduceOp::kSum);

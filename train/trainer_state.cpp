@@ -121,6 +121,7 @@ void Trainer::State::finish_trace() {
 
 std::string Trainer::State::checkpoint() {
   io::TraceScope traced("checkpoint", "step");
+  read_figures();  // the host sums below, and no checkpoint of a diverged run
   at::Tensor rng = cpu_rng_state().contiguous();
   at::Tensor local_sums = at::tensor(
       std::vector<double>{loss_sum, correct, seen, window_loss_sum, window_correct, window_seen},

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include <lmt/dist/grad_sync.h>
 #include <lmt/io/json_lines.h>
 #include <lmt/train/checkpoint.h>
+#include <lmt/train/device.h>
 #include <lmt/train/ema.h>
 #include <lmt/train/evaluate.h>
 #include <lmt/train/objective.h>
@@ -81,6 +83,28 @@ struct Trainer::State {
   bool tracing = false, traced = false;
   void start_trace();
   void finish_trace();  // every rank: stop, gather the events, rank 0 writes --trace
+
+  // The device side (step_figures.cpp). A step adds its figures to tensors on the training
+  // device, and the host fields above (loss_sum, correct, window_*, last_bound) are brought up to
+  // date by read_figures() -- one host read -- only where they are needed: a step line, an
+  // epoch's end, a checkpoint. The divergence check runs there too.
+  at::Device device{at::kCPU};
+  std::unique_ptr<LossScaler> scaler;  // --precision fp16
+  // {epoch loss sum, epoch correct, window loss sum, window correct}, kDouble: the same double
+  // additions in the same order as the host sums they mirror, so the figures are equal.
+  at::Tensor sums;
+  at::Tensor step_bound;  // the latest step's bound (kDouble), undefined: none since the last read
+  at::Tensor step_grad_norm;             // --grad-clip-norm: the latest step's norm, likewise
+  std::optional<double> last_grad_norm;  // the latest one read
+  // The first step whose loss, largest logit or bound is out of range since the last read:
+  // {global step (1-based; -1: none), loss, largest |logit|, bound, lr}, kDouble.
+  at::Tensor first_diverged;
+  int64_t unread_steps = 0;  // steps whose figures are on the device only
+  void reset_device_sums();  // sums from the host fields (after a read: an epoch, a window)
+  void record_step(const ObjectiveOutput& out, const at::Tensor& labels, double lr);
+  // Reads what the device holds into the host fields (nothing when every step is read already)
+  // and throws TrainError naming the step where training first diverged. Returns whether it read.
+  bool read_figures();
 
   bool is_root() const { return comm->rank() == 0; }
   void message(const std::string& text) const {

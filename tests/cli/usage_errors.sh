@@ -56,4 +56,24 @@ expect_exit 2 "--config bad2.ini: .*option '--epochs' is invalid" -- "$LMT_BIN" 
 # Not a usage error: a missing dataset is a run-time failure naming the file (exit 1).
 expect_exit 1 "nowhere/train.h5" -- "$LMT_BIN" train --data nowhere --out o
 expect_exit 1 "no-such-model.pt" -- "$LMT_BIN" eval --model-file no-such-model.pt --data x.h5
+# --device (train, eval, certify, attack): a LibTorch without CUDA refuses cuda in one line naming
+# the flag (exit 2), before any file is opened; a malformed value names the flag; fp16 is CUDA's.
+model_cmds=("train --data d --out o" "eval --model-file m.pt --data d.h5"
+            "certify --model-file m.pt --data d.h5" "attack --model-file m.pt --data d.h5 --norm L2 --eps 0.1")
+if grep -q "^LibTorch .*(without CUDA)" version.txt; then
+  for cmd in "${model_cmds[@]}"; do
+    for device in cuda cuda:1; do
+      expect_exit 2 "--device $device: this lmt was built against a LibTorch without CUDA" \
+        -- "$LMT_BIN" $cmd --device $device
+    done
+  done
+  expect_exit 2 "--precision fp16: needs a CUDA device" -- "$LMT_BIN" train --data d --out o \
+    --precision fp16
+fi
+for cmd in "${model_cmds[@]}"; do
+  expect_exit 2 "--device 'gpu0': expected cpu, cuda, cuda:K or auto" -- "$LMT_BIN" $cmd --device gpu0
+done
+expect_exit 2 "--precision fp16: needs a CUDA device \(this run is on cpu\)" -- "$LMT_BIN" train \
+  --data d --out o --device cpu --precision fp16
+expect_exit 2 "option '--precision'" -- "$LMT_BIN" train --data d --out o --precision fp8
 echo "usage errors: all checks passed"

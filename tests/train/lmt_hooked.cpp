@@ -4,12 +4,19 @@
 //   LMT_TEST_RANK_DIR=DIR           every rank saves its final model as DIR/rank-R.pt with its
 //                                   last training bound in hex (tests/dp/bound_agreement.sh)
 //   LMT_TEST_CHECKPOINT_PAUSE_MS=N  sleeps N ms after each checkpoint file (crash-window tests)
+//   LMT_TEST_FIGURES=FILE           rank 0 writes "step STEP READS WLOSS WACC" after each step
+//                                   (train::host_reads() so far, the window means in %a or -)
+//                                   and "epoch E LOSS ACC" (%a) after each epoch (host_reads.sh)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <optional>
 #include <thread>
 
 #include <lmt/models/model.h>
+#include <lmt/train/device.h>
 #include <lmt/train/trainer.h>
 
 #include "commands.h"
@@ -32,6 +39,22 @@ int main(int argc, char** argv) {
         char hex[64];
         std::snprintf(hex, sizeof hex, "%a", bound);
         lmt::models::save_model_file(path, model, {{"train_lipschitz_bound_hex", hex}});
+      });
+    }
+    if (const char* file = std::getenv("LMT_TEST_FIGURES"); file && rank == 0) {
+      auto out = std::make_shared<std::ofstream>(file);
+      auto hex = [](std::optional<double> v) {
+        char text[64] = "-";
+        if (v) std::snprintf(text, sizeof text, "%a", *v);
+        return std::string(text);
+      };
+      trainer.on_step([out, hex](const lmt::train::StepResult& r) {
+        *out << "step " << r.global_step << " " << lmt::train::host_reads() << " "
+             << hex(r.window_loss) << " " << hex(r.window_accuracy) << std::endl;
+      });
+      trainer.on_epoch([out, hex](const lmt::train::EpochResult& r) {
+        *out << "epoch " << r.epoch + 1 << " " << hex(r.loss) << " " << hex(r.train_accuracy)
+             << std::endl;
       });
     }
     if (const char* pause = std::getenv("LMT_TEST_CHECKPOINT_PAUSE_MS")) {

@@ -30,6 +30,7 @@ enum class Schedule { kConstant, kCosine, kStep };
 enum class Loss { kCe, kLmt, kPgdAt, kTrades, kEmma };
 enum class LmtHead { kGlobal, kPairwise };  // sqrt2 c L, or c L_h |w_t - w_i|
 enum class PiSync { kAverage, kSplit };     // how ranks agree on power-iteration vectors
+enum class Precision { kFp32, kBf16, kFp16 };  // of the forward pass (autocast); the bound: fp32
 
 // --keep-best: the epoch whose evaluated model RUN_DIR/model_best.pt holds. Written
 // "test-accuracy" or "certified@EPS" (certified accuracy at l2 radius EPS); "" is off.
@@ -148,6 +149,13 @@ using EpochList = std::vector<int64_t>;
   X(KeepBest, keep_best, {}, Spec("keep-best", "also write RUN_DIR/model_best.pt at the best"      \
       " epoch: test-accuracy, or certified@EPS (training bound; sound bound recorded)")            \
       .value("METRIC"))                                                                            \
+  X(std::string, device, "auto", Spec("device", "where each rank computes: cpu, cuda (GPU"         \
+      " local_rank % GPUs), cuda:K, auto (cuda when this LibTorch has it and a GPU is visible)")  \
+      .operational().value("cpu|cuda|cuda:K|auto"))                                              \
+  X(Precision, precision, Precision::kFp32, Spec("precision", "forward/backward precision"         \
+      " (autocast; power iteration and the bound stay fp32; fp16: CUDA only, loss scaling)"))     \
+  X(bool, channels_last, false, Spec("channels-last", "channels-last memory format for the model" \
+      " and the batches").operational().as_switch())                                             \
   X(int, threads, 0, Spec("threads", "intra-op threads (0: the cores / the ranks on this node)")  \
       .operational().in(0, 1024)) /* at::set_num_threads(100000) hangs in OpenMP */                \
   X(int64_t, log_every, 50, Spec("log-every", "a step line in metrics.jsonl every N steps (and a"   \
@@ -242,6 +250,13 @@ struct Codec<train::KeepBest> {
   static void describe(Spec& s) { s.type = "text"; }
   static Items format(const train::KeepBest& v);
   static train::KeepBest parse(const Spec& s, const Items& items);
+};
+template <>
+struct EnumNames<train::Precision> {
+  static constexpr std::pair<train::Precision, const char*> table[] = {
+      {train::Precision::kFp32, "fp32"},
+      {train::Precision::kBf16, "bf16"},
+      {train::Precision::kFp16, "fp16"}};
 };
 template <>
 struct EnumNames<train::PiSync> {

@@ -25,11 +25,17 @@ struct StepResult {
   int64_t step_in_epoch = 0, steps_per_epoch = 0;  // steps of this epoch done, including this one
   int64_t global_step = 0, total_steps = 0;        // optimizer steps done, including this one
   int64_t images = 0;                              // images in this step over all ranks
-  double loss = 0;                                 // this rank's batch loss
+  // This rank's batch loss, a 0-dim tensor on the training device. The trainer reads its figures
+  // back only at the step lines (every log_every steps), epoch ends and checkpoints; loss()
+  // reads this one now (on a GPU a host sync, counted by train::host_reads()).
+  at::Tensor loss_value;
+  double loss() const;
   double lr = 0;
-  std::optional<double> bound;  // the training bound L of the step, when the objective uses one
-  double last_bound = -1;       // the latest training bound of the run (-1: none yet)
-  // The global l2 norm of the averaged gradients before clipping (with grad_clip_norm > 0).
+  bool has_bound = false;       // the objective computes the training bound L
+  std::optional<double> bound;  // L of this step, at the steps whose figures were read
+  double last_bound = -1;       // the latest training bound read (-1: none yet)
+  // The global l2 norm of the averaged gradients before clipping (with grad_clip_norm > 0), at
+  // the steps whose figures were read (the step lines).
   std::optional<double> grad_norm;
   double images_per_s = 0;  // this epoch so far, all ranks
   double elapsed_s = 0;     // since run()/begin() in this process
