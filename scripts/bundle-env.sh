@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced (bash): points the build and the run at the Debian packages of bundle/ (made by
 # scripts/gpu-bundle.sh), for a machine without Debian's -dev packages.
 #
@@ -44,6 +45,7 @@ lmt_bundle_env() {
   export FMNIST_DIR=$P/usr/share/datasets/fashion-mnist
   # Components whose libraries the bundle leaves out (UCX, libfabric, ...) are simply skipped.
   export OMPI_MCA_mca_base_component_show_load_errors=0
+  # shellcheck disable=SC2034  # read by the caller
   LMT_BUNDLE_CMAKE_ARGS=(
     -DMPI_C_COMPILER="$P/usr/bin/mpicc.openmpi"
     -DMPIEXEC_EXECUTABLE="$P/usr/bin/mpirun.openmpi"

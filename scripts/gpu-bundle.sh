@@ -80,6 +80,11 @@ while IFS= read -r link; do
   esac
 done < <(find "$P" -type l)
 
+# The plain names scripts and tests call (Debian makes them with update-alternatives).
+for n in mpirun mpiexec mpicc mpicxx mpic++; do
+  if [ -e "$P/usr/bin/$n.openmpi" ]; then ln -sfn "$n.openmpi" "$P/usr/bin/$n"; fi
+done
+
 # Prune what neither the build nor the run needs.
 rm -rf "$P/usr/share/doc" "$P/usr/share/man" "$P/usr/share/lintian" "$P/usr/share/info" \
        "$P/usr/share/locale" "$P/usr/share/bug" "$P/usr/share/doc-base" "$P/usr/share/javascript"
