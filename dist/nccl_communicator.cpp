@@ -288,7 +288,7 @@ std::string nccl_version_summary() {
 
 std::string cuda_runtime_summary() {
   int runtime = 0, driver = 0, count = 0;
-  std::string out = "CUDA runtime ";
+  std::string out = "runtime ";
   out += cudaRuntimeGetVersion(&runtime) == cudaSuccess ? cuda_code_string(runtime) : "unknown";
   out += ", driver ";
   out += cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 ? cuda_code_string(driver)

@@ -34,6 +34,9 @@ lmt_bundle_env() {
     echo "$sha" >"$P/.bundle-sha256"
   fi
   L=$P/usr/lib/x86_64-linux-gnu
+  # mpicc --showme names Open MPI's internal header folder, which gpu-bundle.sh drops (5 MB);
+  # CMake refuses an imported target whose include folder does not exist.
+  mkdir -p "$L/openmpi/include/openmpi"
   export LMT_BUNDLE_PREFIX=$P
   export OPAL_PREFIX=$P/usr
   # Debian's PMIx (Open MPI's launcher store) lives in its own prefix; its components are found
@@ -52,6 +55,7 @@ lmt_bundle_env() {
     -DHDF5_ROOT="$P/usr"
     -DHDF5_C_INCLUDE_DIR="$P/usr/include/hdf5/serial"
     -DHDF5_C_LIBRARY_hdf5="$L/hdf5/serial/libhdf5.so"
+    -DHDF5_hdf5_LIBRARY_RELEASE="$L/hdf5/serial/libhdf5.so"  # (FindHDF5 without h5cc)
     -DHDF5_USE_STATIC_LIBRARIES=OFF
     -DHDF5_NO_FIND_PACKAGE_CONFIG_FILE=ON
     -DBoost_ROOT="$P/usr"

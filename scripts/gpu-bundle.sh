@@ -99,6 +99,7 @@ rm -f "$LIB/"liboshmem* "$LIB/openmpi/lib/"liboshmem* "$LIB/"libmpi_mpifh* "$LIB
       "$LIB/openmpi/lib/"libmca_common_{ofi,ucx,verbs}* "$LIB/"libmca_common_{ofi,ucx,verbs}* "$P/usr/bin/"*shmem* "$P/usr/bin/"*mpif* \
       "$P/usr/bin/"*mpifort* "$P/usr/bin/"*java*
 find "$P" -xtype l -delete                            # links whose target was pruned or absent
+mkdir -p "$LIB/openmpi/include/openmpi"               # mpicc --showme still names it
 
 # Boost: keep only the headers that program_options and any pull in (the full tree is 150 MB).
 if [ -d "$P/usr/include/boost" ]; then

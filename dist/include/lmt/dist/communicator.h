@@ -61,7 +61,7 @@ std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options = CommOp
 bool nccl_available();
 
 // For `lmt --version`: the NCCL library loaded and the one compiled against ("NCCL 2.28.9
-// (built with 2.28.9)"), and the CUDA runtime, driver and visible devices ("CUDA runtime 13.0,
+// (built with 2.28.9)"), and the CUDA runtime, driver and visible devices ("runtime 13.0,
 // driver 13.0, 1 device(s)"); "" when this build has no NCCL communicator (no CUDA runtime).
 std::string nccl_version_summary();
 std::string cuda_runtime_summary();
