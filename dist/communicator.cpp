@@ -12,6 +12,8 @@ Communicator::~Communicator() = default;
 
 #if !(defined(LMT_HAVE_NCCL) && LMT_HAVE_NCCL)
 bool nccl_available() { return false; }
+std::string nccl_version_summary() { return ""; }
+std::string cuda_runtime_summary() { return ""; }
 #endif
 
 std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& s) {

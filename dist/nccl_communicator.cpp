@@ -268,6 +268,41 @@ bool nccl_available() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+namespace {
+// 21809 -> "2.18.9" (NCCL >= 2.9: major*10000 + minor*100 + patch), 13000 -> "13.0" (CUDA).
+std::string nccl_code_string(int code) {
+  return std::to_string(code / 10000) + "." + std::to_string(code % 10000 / 100) + "." +
+         std::to_string(code % 100);
+}
+std::string cuda_code_string(int code) {
+  return std::to_string(code / 1000) + "." + std::to_string(code % 1000 / 10);
+}
+}  // namespace
+
+std::string nccl_version_summary() {
+  int loaded = 0;
+  std::string out = "NCCL ";
+  out += ncclGetVersion(&loaded) == ncclSuccess ? nccl_code_string(loaded) : "(version unknown)";
+  return out + " (built with " + nccl_code_string(NCCL_VERSION_CODE) + ")";
+}
+
+std::string cuda_runtime_summary() {
+  int runtime = 0, driver = 0, count = 0;
+  std::string out = "runtime ";
+  out += cudaRuntimeGetVersion(&runtime) == cudaSuccess ? cuda_code_string(runtime) : "unknown";
+  out += ", driver ";
+  out += cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 ? cuda_code_string(driver)
+                                                                      : "none";
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e == cudaSuccess) {
+    out += ", " + std::to_string(count) + " device(s)";
+  } else {
+    out += ", no device (" + std::string(cudaGetErrorString(e)) + ")";
+    cudaGetLastError();  // clear it
+  }
+  return out;
+}
+
 std::shared_ptr<Communicator> make_nccl_communicator(std::shared_ptr<Communicator> control,
                                                      int local_rank, CommOptions options) {
   if (!control) throw DistError("make_nccl_communicator: control communicator is null");

@@ -14,6 +14,7 @@
 #include <mpi.h>
 #include <torch/version.h>
 
+#include <lmt/dist/communicator.h>
 #include <lmt/dist/runtime.h>
 #include <lmt/train/options.h>
 #include <lmt/train/stop.h>
@@ -65,7 +66,8 @@ void print_version() {
 #endif
   std::printf("LibTorch %s (%s)\n", TORCH_VERSION, torch_cuda);
 #ifdef LMT_HAVE_NCCL
-  std::printf("NCCL communicator: built\n");
+  std::printf("CUDA: %s\n", lmt::dist::cuda_runtime_summary().c_str());
+  std::printf("NCCL communicator: built, %s\n", lmt::dist::nccl_version_summary().c_str());
 #else
   std::printf("NCCL communicator: not built\n");
 #endif

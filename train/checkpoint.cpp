@@ -23,6 +23,7 @@
 #include <torch/optim/sgd.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <torch/version.h>
 
 #include <lmt/io/atomic_file.h>
 #include <lmt/io/digest.h>
@@ -381,7 +382,11 @@ static void check_optimizer_state_shapes(const std::string& path,
   int64_t index = 0;
   for (const auto& group : optimizer.param_groups()) {
     for (const auto& p : group.params()) {
+#if TORCH_VERSION_MAJOR >= 2  // the state is keyed by the TensorImpl* itself from LibTorch 2.0
+      auto it = optimizer.state().find(static_cast<void*>(p.unsafeGetTensorImpl()));
+#else  // LibTorch 1.x: by the pointer printed as a string
       auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+#endif
       if (it != optimizer.state().end()) {
         std::vector<std::pair<const char*, at::Tensor>> moments;
         if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get()))

@@ -60,6 +60,12 @@ std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options = CommOp
 // True when this build has the NCCL communicator and a CUDA device is visible.
 bool nccl_available();
 
+// For `lmt --version`: the NCCL library loaded and the one compiled against ("NCCL 2.28.9
+// (built with 2.28.9)"), and the CUDA runtime, driver and visible devices ("runtime 13.0,
+// driver 13.0, 1 device(s)"); "" when this build has no NCCL communicator (no CUDA runtime).
+std::string nccl_version_summary();
+std::string cuda_runtime_summary();
+
 // Control messages: every rank calls these with its own value.
 std::vector<std::string> all_gather_strings(Communicator& comm, const std::string& s);
 std::string broadcast_string(Communicator& comm, std::string s, int root = 0);
