@@ -7,6 +7,8 @@
 
 #include <mpi.h>
 
+#include <atomic>
+#include <chrono>
 #include <climits>
 #include <condition_variable>
 #include <deque>
@@ -69,13 +71,26 @@ void check_cpu(const at::Tensor& t, const char* what) {
   }
 }
 
+// waiters counts the threads blocked in wait(): while it is 0 the progress thread polls its
+// nonblocking collective politely (see MpiCommunicator::poll), once someone waits at full speed.
 class ThreadWork : public Work {
  public:
-  explicit ThreadWork(std::shared_future<void> done) : done_(std::move(done)) {}
-  void wait() override { done_.get(); }
+  ThreadWork(std::shared_future<void> done, std::shared_ptr<std::atomic<int>> waiters)
+      : done_(std::move(done)), waiters_(std::move(waiters)) {}
+  void wait() override {
+    waiters_->fetch_add(1);
+    try {
+      done_.get();
+    } catch (...) {
+      waiters_->fetch_sub(1);
+      throw;
+    }
+    waiters_->fetch_sub(1);
+  }
 
  private:
   std::shared_future<void> done_;
+  std::shared_ptr<std::atomic<int>> waiters_;
 };
 
 class MpiCommunicator : public Communicator {
@@ -104,7 +119,8 @@ class MpiCommunicator : public Communicator {
     if (probe_)
       watchdog_->set_peer_hooks([this] { probe_->answer(); }, [this] { return probe_->explain(); });
     threaded_ = options.progress() == MpiProgress::kThread && level >= MPI_THREAD_MULTIPLE;
-    if (threaded_) worker_ = std::thread([this] {
+    if (threaded_)
+      worker_ = std::thread([this] {
         io::trace::set_thread_name("mpi progress");
         serve();
       });
@@ -147,11 +163,17 @@ class MpiCommunicator : public Communicator {
       if (!buf.is_same(target)) target.copy_(buf);
     };
     if (threaded_) {
-      return std::make_shared<ThreadWork>(submit("all_reduce", buf.nbytes(), [=]() mutable {
-        check(MPI_Allreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_),
-              "MPI_Allreduce");
-        finish();
-      }));
+      return std::make_shared<ThreadWork>(
+          submit("all_reduce", buf.nbytes(),
+                 [=]() mutable {
+                   MPI_Request request = MPI_REQUEST_NULL;
+                   check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op),
+                                        comm_, &request),
+                         "MPI_Iallreduce");
+                   poll(request);
+                   finish();
+                 }),
+          waiters_);
     }
     auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish), rank_);
     check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_,
@@ -225,6 +247,22 @@ class MpiCommunicator : public Communicator {
 
   void check(int rc, const char* call) const { mpi_check(rc, call, rank_); }
 
+  // Completes a nonblocking collective on the progress thread. A blocking MPI call busy-polls, so
+  // during backward the progress thread would take the time slices of the thread computing the
+  // gradients whenever the ranks share cores (2 ranks on 2 cores: overlap on lost to overlap off,
+  // README "Measured"). So: poll, and sleep between polls while nobody waits for a result; once a
+  // thread waits (GradSync::finish), poll without sleeping, as the blocking call would.
+  void poll(MPI_Request& request) {
+    int done = 0;
+    for (;;) {
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (done) return;
+      if (waiters_->load(std::memory_order_relaxed) == 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(kPollSleepUs));
+    }
+  }
+  static constexpr int kPollSleepUs = 50;
+
   // Runs a blocking collective in issue order with the async ones.
   void run(const char* name, std::function<void()> body) {
     if (threaded_) {
@@ -280,6 +318,7 @@ class MpiCommunicator : public Communicator {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
+  std::shared_ptr<std::atomic<int>> waiters_ = std::make_shared<std::atomic<int>>(0);
   bool stop_ = false;
   std::thread worker_;
 };
