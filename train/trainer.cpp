@@ -188,7 +188,8 @@ void Trainer::begin() {
   {
     // libgomp's idle threads poll 300000 times before sleeping unless OMP_WAIT_POLICY or
     // GOMP_SPINCOUNT says otherwise; on shared cores that starves the working thread (README,
-    // "Threads": 452 against 1701-3498 images/s with GOMP_SPINCOUNT=3000). Libraries read it
+    // "Threads", bench/bench_threads.sh: 423 images/s, against 2340 with GOMP_SPINCOUNT=3000
+    // and 12568 with --threads 1). Libraries read it
     // before main(), so lmt can only say it.
     const char* policy = std::getenv("OMP_WAIT_POLICY");
     const char* spin = std::getenv("GOMP_SPINCOUNT");
@@ -196,8 +197,8 @@ void Trainer::begin() {
     if (spin) openmp += (openmp.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin;
     if (openmp.empty())
       openmp = at::get_num_threads() > 1
-                   ? "idle threads spin (libgomp's default; on cores other jobs share, set "
-                     "GOMP_SPINCOUNT=3000 or --threads 1: README, \"Threads\")"
+                   ? "idle threads spin (libgomp's default; on cores other jobs share, use "
+                     "--threads 1 or GOMP_SPINCOUNT=3000: README, \"Threads\")"
                    : "default";
     s.message("threads: " + std::to_string(at::get_num_threads()) + " intra-op per rank; OpenMP " +
               openmp);
