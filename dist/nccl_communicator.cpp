@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "collective_watchdog.h"
 
@@ -75,38 +77,69 @@ cudaStream_t compute_stream(int device) {
 #endif
 }
 
-class NcclCommunicator;
+// Collectives whose completion nobody waits for on the host: each one armed on the watchdog
+// until its event has completed (checked on every watchdog tick), so a collective that never
+// completes still aborts the job after the timeout.
+class PendingEvents {
+ public:
+  explicit PendingEvents(CollectiveWatchdog* dog = nullptr) : dog_(dog) {}
+  void set_watchdog(CollectiveWatchdog* dog) { dog_ = dog; }
+  // Takes ownership of `done`.
+  void add(cudaEvent_t done, const char* name) {
+    const uint64_t id = dog_->arm(name);
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.emplace_back(done, id);
+  }
+  // Disarms and destroys the completed ones; a CUDA error other than "not ready" is returned.
+  std::string reap() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = events_.begin(); it != events_.end();) {
+      const cudaError_t e = cudaEventQuery(it->first);
+      if (e == cudaErrorNotReady) {
+        ++it;
+        continue;
+      }
+      dog_->disarm(it->second);
+      cudaEventDestroy(it->first);
+      it = events_.erase(it);
+      if (e != cudaSuccess) return std::string("NCCL collective failed: ") + cudaGetErrorString(e);
+    }
+    return "";
+  }
+  ~PendingEvents() {
+    for (auto& [event, id] : events_) cudaEventDestroy(event);
+  }
+
+ private:
+  CollectiveWatchdog* dog_;
+  std::mutex mu_;
+  std::vector<std::pair<cudaEvent_t, uint64_t>> events_;
+};
 
 class NcclWork : public Work {
  public:
-  NcclWork(at::Tensor keep_alive, cudaEvent_t done, int device, CollectiveWatchdog& dog)
-      : tensor_(std::move(keep_alive)), done_(done), device_(device), dog_(dog) {}
-  ~NcclWork() override { cudaEventDestroy(done_); }
+  NcclWork(at::Tensor keep_alive, cudaEvent_t done, int device, PendingEvents& pending)
+      : tensor_(std::move(keep_alive)), done_(done), device_(device), pending_(pending) {}
+  ~NcclWork() override {
+    if (done_ != nullptr) cudaEventDestroy(done_);
+  }
 
-  // Host waits (watched, so a hung peer cannot hang us), then orders the compute stream
-  // after the collective.
+  // Orders the caller's current stream after the collective; the host does not wait. The
+  // event goes to the watchdog's pending list. (A tensor dropped before the collective
+  // completes is safe: it was allocated on the compute stream, which now waits for it.)
   void wait() override {
-    if (waited_) return;
-    {
-      WatchScope watch(dog_, "nccl_all_reduce");
-      for (;;) {
-        cudaError_t e = cudaEventQuery(done_);
-        if (e == cudaSuccess) break;
-        if (e != cudaErrorNotReady) LMT_CUDA_CHECK(e);
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
-    }
+    if (done_ == nullptr) return;
     LMT_CUDA_CHECK(cudaSetDevice(device_));
     LMT_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), done_, 0));
-    waited_ = true;
+    pending_.add(done_, "nccl_all_reduce");
+    done_ = nullptr;
   }
 
  private:
   at::Tensor tensor_;
   cudaEvent_t done_;
   int device_;
-  CollectiveWatchdog& dog_;
-  bool waited_ = false;
+  PendingEvents& pending_;
 };
 
 class NcclCommunicator : public Communicator {
@@ -126,10 +159,15 @@ class NcclCommunicator : public Communicator {
     control_->broadcast(bytes, 0);
     std::memcpy(&id, bytes.data_ptr(), sizeof(id));
     watchdog_ = std::make_unique<CollectiveWatchdog>(
-        control_->rank(), options.timeout(), [this] { return async_error(); },
+        control_->rank(), options.timeout(),
+        [this] {
+          std::string error = async_error();
+          return error.empty() ? pending_.reap() : error;
+        },
         [this] {
           if (comm_ != nullptr) ncclCommAbort(comm_);
         });
+    pending_.set_watchdog(watchdog_.get());
     {
       WatchScope watch(*watchdog_, "nccl_init");
       LMT_NCCL_CHECK(ncclCommInitRank(&comm_, control_->size(), id, control_->rank()));
@@ -138,6 +176,8 @@ class NcclCommunicator : public Communicator {
   }
 
   ~NcclCommunicator() override {
+    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    pending_.reap();
     watchdog_.reset();
     if (stream_ != nullptr) {
       cudaStreamSynchronize(stream_);
@@ -179,7 +219,7 @@ class NcclCommunicator : public Communicator {
       LMT_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(),
                                    nccl_type(t.scalar_type()), nop, comm_, stream_));
     });
-    auto work = std::make_shared<NcclWork>(t, done, device_, *watchdog_);
+    auto work = std::make_shared<NcclWork>(t, done, device_, pending_);
     if (divide) {
       work->wait();
       t.div_(size());
@@ -194,7 +234,7 @@ class NcclCommunicator : public Communicator {
       LMT_NCCL_CHECK(
           ncclBroadcast(t.data_ptr(), t.data_ptr(), t.nbytes(), ncclUint8, root, comm_, stream_));
     });
-    NcclWork(t, done, device_, *watchdog_).wait();
+    NcclWork(t, done, device_, pending_).wait();
   }
 
   at::Tensor all_gather(const at::Tensor& t) override {
@@ -208,7 +248,7 @@ class NcclCommunicator : public Communicator {
       LMT_NCCL_CHECK(
           ncclAllGather(in.data_ptr(), out.data_ptr(), in.nbytes(), ncclUint8, comm_, stream_));
     });
-    NcclWork(out, done, device_, *watchdog_).wait();
+    NcclWork(out, done, device_, pending_).wait();
     return out;
   }
 
@@ -259,6 +299,7 @@ class NcclCommunicator : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CollectiveWatchdog> watchdog_;
+  PendingEvents pending_;  // the destructor stops the watchdog (whose poll reads this) first
 };
 
 }  // namespace
@@ -292,7 +333,7 @@ std::string cuda_runtime_summary() {
   out += cudaRuntimeGetVersion(&runtime) == cudaSuccess ? cuda_code_string(runtime) : "unknown";
   out += ", driver ";
   out += cudaDriverGetVersion(&driver) == cudaSuccess && driver > 0 ? cuda_code_string(driver)
-                                                                      : "none";
+                                                                    : "none";
   const cudaError_t e = cudaGetDeviceCount(&count);
   if (e == cudaSuccess) {
     out += ", " + std::to_string(count) + " device(s)";

@@ -2,7 +2,12 @@
 // counted host reads, autocast scopes and the fp16 loss scale.
 #include <lmt/train/device.h>
 
+#include <lmt/dist/communicator.h>
+
 #include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 
 #include <atomic>
@@ -45,6 +50,29 @@ std::string describe_device(at::Device device) {
   return device.str() + " (of " + std::to_string(torch::cuda::device_count()) + " visible GPUs)";
 }
 
+bool reduces_over_nccl(GradBackend backend, at::Device device) {
+  switch (backend) {
+    case GradBackend::kMpi:
+      return false;
+    case GradBackend::kAuto:
+      return device.is_cuda() && dist::nccl_built();
+    case GradBackend::kNccl:
+      break;
+  }
+  if (!device.is_cuda())
+    throw TrainError("--grad-backend nccl: NCCL reduces CUDA tensors and this run is on " +
+                     device.str() + " (use --device cuda, or --grad-backend mpi)");
+  if (!dist::nccl_built())
+    throw TrainError(
+        "--grad-backend nccl: this lmt was built without NCCL (use --grad-backend mpi)");
+  return true;
+}
+
+std::string describe_grad_backend(bool nccl, at::Device device) {
+  if (nccl) return "nccl";
+  return device.is_cpu() ? "mpi" : "mpi (staged through host memory)";
+}
+
 at::Tensor to_device(const at::Tensor& host, at::Device device, bool channels_last) {
   at::Tensor t = host;
   if (host.device() != device) {
@@ -54,6 +82,34 @@ at::Tensor to_device(const at::Tensor& host, at::Device device, bool channels_la
       t = host.to(device);
   }
   return channels_last && t.dim() == 4 ? t.contiguous(at::MemoryFormat::ChannelsLast) : t;
+}
+
+AheadCopy::AheadCopy(std::vector<at::Tensor> host, at::Device device)
+    : tensors_(std::move(host)), device_(device) {
+  if (!device.is_cuda()) return;
+  const c10::impl::VirtualGuardImpl impl(device.type());
+  const c10::Stream side = impl.getStreamFromGlobalPool(device);
+  {
+    const c10::StreamGuard on_side(side);
+    for (auto& t : tensors_)
+      t = (t.is_pinned() ? t : t.pin_memory()).to(device, /*non_blocking=*/true);
+  }
+  auto ready = std::make_shared<c10::Event>(device.type());
+  ready->record(side);
+  ready_ = ready;
+}
+
+std::vector<at::Tensor> AheadCopy::take() {
+  if (ready_) {
+    const c10::impl::VirtualGuardImpl impl(device_.type());
+    const c10::Stream compute = impl.getStream(device_);
+    static_cast<c10::Event*>(ready_.get())->block(compute);
+    // Allocated on the side stream, used on the compute stream: the caching allocator must not
+    // hand the memory out again before the compute stream is done with it.
+    for (auto& t : tensors_) t.record_stream(compute);
+    ready_.reset();
+  }
+  return std::move(tensors_);
 }
 
 void move_model(torch::nn::Module& module, at::Device device, bool channels_last) {

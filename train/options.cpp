@@ -44,6 +44,7 @@ void check_options(const TrainOptions& o, int world_size) {
   if (o.precision() == Precision::kFp16 && !device.is_cuda())
     throw TrainError("--precision fp16: needs a CUDA device (this run is on " + device.str() +
                      "); on CPUs use --precision bf16");
+  reduces_over_nccl(o.grad_backend(), device);  // throws naming --grad-backend
   if (o.overwrite() && !o.resume().empty())
     throw TrainError("options '--resume' and '--overwrite' exclude each other");
   if (world_size > 0 && o.batch_size() % world_size != 0)

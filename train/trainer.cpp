@@ -37,7 +37,8 @@
 namespace lmt::train {
 
 static std::unique_ptr<data::Loader> make_loader(const TrainOptions& o, const dist::Communicator& c,
-                                                 const std::string& file, bool training) {
+                                                 const std::string& file, bool training,
+                                                 at::Device device) {
   auto options =
       data::LoaderOptions()
           .batch_size(training ? o.batch_size() : std::max<int64_t>(o.batch_size(), 256 * c.size()))
@@ -49,7 +50,8 @@ static std::unique_ptr<data::Loader> make_loader(const TrainOptions& o, const di
           .pad_to(o.pad_to(), o.pad_to())
           .threads(o.loader_threads())
           .prefetch(o.prefetch())
-          .image_size(o.image_size());
+          .image_size(o.image_size())
+          .pin_memory(device.is_cuda());  // the batches' copies to the GPU are asynchronous
   if (training)
     options.random_crop_padding(o.random_crop_padding()).horizontal_flip(o.horizontal_flip());
   return std::make_unique<data::Loader>(file, options);
@@ -66,8 +68,9 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   if (o.threads() > 0) at::set_num_threads(o.threads());
 
   const std::string train_file = o.data_dir() + "/train.h5", test_file = o.data_dir() + "/test.h5";
-  s.train_loader = make_loader(o, *s.comm, train_file, /*training=*/true);
-  s.test_loader = make_loader(o, *s.comm, test_file, /*training=*/false);
+  s.device = resolve_device(o.device(), dist::RankEnv::from_environment().local_rank);
+  s.train_loader = make_loader(o, *s.comm, train_file, /*training=*/true, s.device);
+  s.test_loader = make_loader(o, *s.comm, test_file, /*training=*/false, s.device);
   {
     const auto &a = s.train_loader->info(), &b = s.test_loader->info();
     auto mismatch = [&](const char* what, int64_t train_value, int64_t test_value) {
@@ -115,8 +118,10 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
                      o.model() + "' has no finite Lipschitz bound");
   s.objective = make_objective(o);
   dist::verify_and_broadcast(*s.comm, *s.model);  // over MPI: on the host, before the move
-  s.device = resolve_device(o.device(), dist::RankEnv::from_environment().local_rank);
   move_model(*s.model, s.device, o.channels_last());
+  s.device_comm = dist::make_device_communicator(
+      s.comm, s.device, reduces_over_nccl(o.grad_backend(), s.device),
+      dist::CommOptions().timeout(std::chrono::seconds(o.collective_timeout_s())));
   if (o.precision() == Precision::kFp16) s.scaler = std::make_unique<LossScaler>();
   if (o.ema_decay() > 0)
     s.ema = std::make_unique<ModelEma>(*s.model, o.ema_decay(), o.ema_warmup());
@@ -124,7 +129,7 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   for (const auto& item : s.model->named_parameters()) named.emplace_back(item.key(), item.value());
   s.optimizer = make_optimizer(o, named);
   s.grad_sync = std::make_unique<dist::GradSync>(
-      s.comm, s.model->parameters(),
+      s.device_comm, s.model->parameters(),
       dist::GradSyncOptions()
           .bucket_cap_bytes(int64_t(o.bucket_cap_mb() * 1024 * 1024))
           .overlap(o.overlap()));
@@ -182,6 +187,9 @@ void Trainer::begin() {
       " parameters; " + std::to_string(s.comm->size()) + " rank(s), global batch " +
       std::to_string(o.batch_size()) + ", " + std::to_string(s.steps_per_epoch) + " steps/epoch, " +
       std::to_string(s.total_steps) + " steps; device " + describe_device(s.device) +
+      (s.comm->size() > 1 ? ", gradients over " +
+                                describe_grad_backend(s.device_comm->backend() == "nccl", s.device)
+                          : std::string()) +
       (o.precision() == Precision::kFp32 ? std::string()
                                          : std::string(", ") + options::to_string(o.precision()) +
                                                " autocast (the bound in fp32)"));
@@ -296,14 +304,29 @@ std::optional<StepResult> Trainer::step() {
   io::TraceScope step_scope("step", "step");
   step_scope.arg("step", s.global_step + 1);
   std::optional<data::Batch> batch;
+  std::optional<AheadCopy> copy;
   {
     io::TraceScope wait("wait for batch", "step");
-    batch = s.train_loader->next();
+    if (s.ahead) {
+      batch = std::move(s.ahead->batch);
+      copy.emplace(std::move(s.ahead->copy));
+      s.ahead.reset();
+    } else if ((batch = s.train_loader->next())) {
+      copy.emplace(std::vector<at::Tensor>{batch->images, batch->labels}, s.device);
+    }
+    // One batch ahead: the next batch of this epoch starts its copy to the device now, so that
+    // on a GPU it overlaps this step (the same batches in the same order; a stop drops it, and
+    // a resume asks the loader for it again by its step).
+    if (batch && s.step_in_epoch + 1 < s.steps_per_epoch)
+      if (auto next = s.train_loader->next())
+        s.ahead.emplace(State::AheadBatch{
+            *next, AheadCopy(std::vector<at::Tensor>{next->images, next->labels}, s.device)});
   }
   if (!batch) return std::nullopt;
   const auto& o = s.options;
-  const at::Tensor images = to_device(batch->images, s.device, o.channels_last());
-  const at::Tensor labels = to_device(batch->labels, s.device);
+  const std::vector<at::Tensor> on_device = copy->take();
+  const at::Tensor images = to_device(on_device[0], s.device, o.channels_last());
+  const at::Tensor& labels = on_device[1];
   const double lr = learning_rate_at(o, s.global_step, s.total_steps, s.steps_per_epoch);
   set_learning_rate(*s.optimizer, lr);
   const double progress = double(s.epoch) + double(s.step_in_epoch) / double(s.steps_per_epoch);
@@ -470,6 +493,7 @@ EpochResult Trainer::end_epoch() {
     s.message(text);
   }
   s.epoch_open = false;
+  s.ahead.reset();  // none is taken past the epoch's last step; kept tidy all the same
   ++s.epoch;
   for (const auto& l : s.epoch_listeners) l(r);
   return r;

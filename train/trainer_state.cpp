@@ -105,9 +105,11 @@ void Trainer::State::finish_trace() {
   // Every rank's events to rank 0 over the control path (strings, as the start-up check sends).
   const std::vector<std::string> parts = dist::all_gather_strings(*comm, io::trace::take_events());
   if (!is_root()) return;
-  std::string json = "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"tool\":\"lmt train\","
-                     "\"steps\":\"" + options.trace_steps() + "\",\"ranks\":" +
-                     std::to_string(comm->size()) + "},\n\"traceEvents\":[\n";
+  std::string json =
+      "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"tool\":\"lmt train\","
+      "\"steps\":\"" +
+      options.trace_steps() + "\",\"ranks\":" + std::to_string(comm->size()) +
+      "},\n\"traceEvents\":[\n";
   bool first = true;
   for (const auto& part : parts) {
     if (part.empty()) continue;
@@ -172,7 +174,7 @@ void Trainer::State::advance_power_iteration() {
     lipschitz::power_iteration_step(*model);
     if (comm->size() > 1) {
       auto vectors = lipschitz::power_iteration_vectors(*model);
-      dist::average_unit_vectors(*comm, vectors);
+      dist::average_unit_vectors(*device_comm, vectors);
     }
     return;
   }
@@ -181,7 +183,7 @@ void Trainer::State::advance_power_iteration() {
     if (dist::vector_owner(i, comm->size()) == comm->rank())
       operators[i].op->power_iteration_step();
   auto vectors = lipschitz::power_iteration_vectors(*model);
-  dist::share_owned_vectors(*comm, vectors);
+  dist::share_owned_vectors(*device_comm, vectors);
 }
 
 }  // namespace lmt::train

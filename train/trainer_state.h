@@ -32,10 +32,19 @@ inline double seconds_since(Clock::time_point t) {
 struct Trainer::State {
   TrainOptions options;
   std::shared_ptr<dist::Communicator> comm;
+  // Tensors on the training device (gradient buckets, power-iteration vectors): `comm` itself on
+  // CPUs, NCCL or MPI staged through host memory on GPUs (--grad-backend).
+  std::shared_ptr<dist::Communicator> device_comm;
   std::unique_ptr<data::Loader> train_loader, test_loader;
   std::shared_ptr<models::Model> model;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<dist::GradSync> grad_sync;
+  // The next batch of this epoch, its copy to the device already queued (Trainer::step).
+  struct AheadBatch {
+    data::Batch batch;
+    AheadCopy copy;
+  };
+  std::optional<AheadBatch> ahead;
   std::unique_ptr<Objective> objective;
   std::unique_ptr<ModelEma> ema;  // --ema-decay > 0
   std::string init_note;          // what --init-from loaded, for begin()'s messages

@@ -76,4 +76,8 @@ done
 expect_exit 2 "--precision fp16: needs a CUDA device \(this run is on cpu\)" -- "$LMT_BIN" train \
   --data d --out o --device cpu --precision fp16
 expect_exit 2 "option '--precision'" -- "$LMT_BIN" train --data d --out o --precision fp8
+# --grad-backend: NCCL reduces CUDA tensors only, named in one line before any file is opened.
+expect_exit 2 "--grad-backend nccl: NCCL reduces CUDA tensors and this run is on cpu" -- \
+  "$LMT_BIN" train --data d --out o --device cpu --grad-backend nccl
+expect_exit 2 "option '--grad-backend'" -- "$LMT_BIN" train --data d --out o --grad-backend gloo
 echo "usage errors: all checks passed"

@@ -354,6 +354,9 @@ int main(int argc, char** argv) {
       return 0;
     }
     auto comm = dist::make_mpi_communicator(comm_options());
+    // --staged 1: every tensor through make_staging_communicator's host copies (the path of
+    // --grad-backend mpi on GPUs), which must give the same results.
+    if (arg("staged", "0") == "1") comm = dist::make_staging_communicator(comm, true);
     if (what == "collectives")
       probe_collectives(*comm);
     else if (what == "grad_sync")

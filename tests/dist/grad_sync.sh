@@ -22,4 +22,8 @@ for np in 2 3 4; do
     mpi $np -- equivalence --overlap $overlap || fail "equivalence np=$np overlap=$overlap"
   done
 done
+for overlap in 1 0; do  # the host-staged path of --grad-backend mpi on GPUs
+  mpi 3 -- grad_sync --first 1024 --cap 4096 --overlap $overlap --staged 1 ||
+    fail "grad_sync np=3 overlap=$overlap staged"
+done
 echo "grad_sync passed"

@@ -4,4 +4,5 @@ source "$(dirname "$0")/lib.sh"
 for np in 1 2 3 4; do
   mpi $np -- vectors || fail "vectors on $np ranks"
 done
+mpi 2 -- vectors --staged 1 || fail "vectors on 2 ranks, staged"
 echo "vector_sync passed"

@@ -40,6 +40,30 @@ TEST(Device, ResolvesCpuAndAutoAndNamesTheFlag) {
     EXPECT_THROW(train::resolve_device(spec, 0), train::TrainError) << spec;
 }
 
+TEST(Device, GradBackendAutoIsMpiOnTheCpuAndNcclThereIsAnError) {
+  const at::Device cpu(at::kCPU);
+  EXPECT_FALSE(train::reduces_over_nccl(train::GradBackend::kAuto, cpu));
+  EXPECT_FALSE(train::reduces_over_nccl(train::GradBackend::kMpi, cpu));
+  try {
+    train::reduces_over_nccl(train::GradBackend::kNccl, cpu);
+    ADD_FAILURE() << "--grad-backend nccl accepted on the CPU";
+  } catch (const train::TrainError& e) {
+    EXPECT_NE(std::string(e.what()).find("--grad-backend nccl: NCCL reduces CUDA tensors"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(train::describe_grad_backend(false, cpu), "mpi");
+}
+
+TEST(Device, AheadCopyOnTheCpuHandsBackTheHostTensorsThemselves) {
+  const at::Tensor images = at::rand({4, 1, 5, 5}), labels = at::arange(4);
+  train::AheadCopy copy({images, labels}, at::Device(at::kCPU));
+  const auto got = copy.take();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_TRUE(got[0].is_same(images));  // no copy on the CPU, nothing waited for
+  EXPECT_TRUE(got[1].is_same(labels));
+}
+
 namespace {
 std::vector<at::Tensor> params_with_grads(std::vector<float> grads) {
   std::vector<at::Tensor> params;

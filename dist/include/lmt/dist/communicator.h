@@ -14,8 +14,10 @@ namespace lmt::dist {
 
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
 
-// A pending asynchronous collective. wait() blocks until the result is in the tensor (for
-// NCCL: until the current CUDA stream is ordered after it) and throws DistError on failure.
+// A pending asynchronous collective. wait() makes the result visible to what the caller does
+// next and throws DistError on failure: for MPI it blocks until the result is in the tensor; for
+// NCCL it orders the caller's current CUDA stream after the collective and returns without
+// waiting on the host (the communicator's watchdog still aborts the job if it never completes).
 class Work {
  public:
   virtual ~Work();
@@ -59,6 +61,25 @@ std::shared_ptr<Communicator> make_mpi_communicator(CommOptions options = CommOp
 
 // True when this build has the NCCL communicator and a CUDA device is visible.
 bool nccl_available();
+
+// True when this build has the NCCL communicator (whether or not a GPU is visible).
+bool nccl_built();
+
+// Collective: every rank calls it with the same arguments. The communicator for tensors on
+// `device` (gradient buckets, power-iteration vectors); `control` (MPI) stays the one for
+// control messages. For a CPU device: `control` itself (`nccl` must be false). For a CUDA
+// device: NCCL when `nccl` (throws DistError when this build has none), else `control` staged
+// through host memory (make_staging_communicator: slower, but several ranks may share a GPU).
+std::shared_ptr<Communicator> make_device_communicator(std::shared_ptr<Communicator> control,
+                                                       at::Device device, bool nccl,
+                                                       CommOptions options = CommOptions());
+
+// Wraps `control` (which reduces CPU tensors) for tensors on any device: each collective copies
+// the tensor to host memory, runs on `control`, and copies the result back (an asynchronous
+// all-reduce copies it back in Work::wait()). CPU tensors go straight through unless
+// `stage_host_tensors` (tests: the staging path without a GPU).
+std::shared_ptr<Communicator> make_staging_communicator(std::shared_ptr<Communicator> control,
+                                                        bool stage_host_tensors = false);
 
 // For `lmt --version`: the NCCL library loaded and the one compiled against ("NCCL 2.28.9
 // (built with 2.28.9)"), and the CUDA runtime, driver and visible devices ("runtime 13.0,

@@ -8,6 +8,7 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,10 +27,32 @@ at::Device resolve_device(const std::string& spec, int local_rank);
 // "cpu", or "cuda:K (NAME-less: K of N GPUs)" for the start-up line.
 std::string describe_device(at::Device device);
 
+// Whether ranks computing on `device` reduce its tensors over NCCL (--grad-backend): auto is
+// NCCL on a CUDA device when this build has it, MPI otherwise. Throws TrainError naming
+// --grad-backend for nccl on a CPU device or in a build without NCCL.
+bool reduces_over_nccl(GradBackend backend, at::Device device);
+// "nccl", or "mpi" / "mpi (staged through host memory)" for the start-up line.
+std::string describe_grad_backend(bool nccl, at::Device device);
+
 // A host tensor on `device`: itself on the CPU; on CUDA copied from pinned host memory with
 // non_blocking (the copy is ordered on the current stream, the host does not wait).
 // channels_last: a 4-d tensor in the channels-last memory format (--channels-last).
 at::Tensor to_device(const at::Tensor& host, at::Device device, bool channels_last = false);
+// Host tensors on their way to `device`, queued one step ahead (the input pipeline): on CUDA the
+// copies from pinned memory run on a side stream, so they overlap the kernels already queued on
+// the compute stream; take() makes the current (compute) stream wait for them and returns the
+// device tensors. On the CPU nothing is copied: take() returns the host tensors themselves.
+class AheadCopy {
+ public:
+  AheadCopy(std::vector<at::Tensor> host, at::Device device);
+  std::vector<at::Tensor> take();
+
+ private:
+  std::vector<at::Tensor> tensors_;
+  at::Device device_;
+  std::shared_ptr<void> ready_;  // the side stream's c10::Event on CUDA
+};
+
 // Moves a module's parameters and buffers to `device` in place (the tensors keep their
 // identity: an optimizer made before still holds them); channels_last: 4-d parameters too.
 void move_model(torch::nn::Module& module, at::Device device, bool channels_last = false);

@@ -31,6 +31,7 @@ enum class Loss { kCe, kLmt, kPgdAt, kTrades, kEmma };
 enum class LmtHead { kGlobal, kPairwise };  // sqrt2 c L, or c L_h |w_t - w_i|
 enum class PiSync { kAverage, kSplit };     // how ranks agree on power-iteration vectors
 enum class Precision { kFp32, kBf16, kFp16 };  // of the forward pass (autocast); the bound: fp32
+enum class GradBackend { kAuto, kNccl, kMpi };  // how device tensors are reduced across ranks
 
 // --keep-best: the epoch whose evaluated model RUN_DIR/model_best.pt holds. Written
 // "test-accuracy" or "certified@EPS" (certified accuracy at l2 radius EPS); "" is off.
@@ -165,6 +166,9 @@ using EpochList = std::vector<int64_t>;
       .in(0, 1e6).above(0))                                                                        \
   X(bool, overlap, true, Spec("overlap", "overlap gradient all-reduce with backward")             \
       .operational())                                                                              \
+  X(GradBackend, grad_backend, GradBackend::kAuto, Spec("grad-backend", "how GPU ranks reduce"     \
+      " gradients and power-iteration vectors: nccl, mpi (staged through host memory; ranks may"  \
+      " share a GPU), auto (nccl on CUDA when built with it; CPU ranks: mpi)").operational())     \
   X(int, collective_timeout_s, 300, Spec("collective-timeout",                                     \
       "seconds before a stuck collective aborts the job").operational().in(1, 1e6))                \
   /* checkpoints and stopping (train/README.md) */                                                 \
@@ -257,6 +261,13 @@ struct EnumNames<train::Precision> {
       {train::Precision::kFp32, "fp32"},
       {train::Precision::kBf16, "bf16"},
       {train::Precision::kFp16, "fp16"}};
+};
+template <>
+struct EnumNames<train::GradBackend> {
+  static constexpr std::pair<train::GradBackend, const char*> table[] = {
+      {train::GradBackend::kAuto, "auto"},
+      {train::GradBackend::kNccl, "nccl"},
+      {train::GradBackend::kMpi, "mpi"}};
 };
 template <>
 struct EnumNames<train::PiSync> {
