@@ -14,6 +14,7 @@
 #include <lmt/data/augment.h>
 #include <lmt/data/image_resize.h>
 #include <lmt/data/jpeg.h>
+#include <lmt/io/trace.h>
 
 namespace lmt::data {
 
@@ -139,6 +140,7 @@ struct Loader::Impl {
   }
 
   void work() {
+    io::trace::set_thread_name("loader");
     const int64_t steps = plan.steps_per_epoch();
     for (;;) {
       int64_t step = 0;
@@ -152,6 +154,8 @@ struct Loader::Impl {
       }
       Slot slot;
       try {
+        io::TraceScope traced("loader: assemble batch", "data");
+        traced.arg("step", step);
         slot.batch = assemble(step);
       } catch (...) {
         slot.error = std::current_exception();

@@ -1,5 +1,6 @@
 // The MPI communicator for CPU tensors. Collectives run either on a dedicated communication
-// thread (so an async all-reduce progresses while backward computes) or, without
+// thread (so an async all-reduce progresses while backward computes; a thread that waits for a
+// collective the thread has not started issues it itself) or, without
 // MPI_THREAD_MULTIPLE, as nonblocking MPI calls from the caller. Every one is watched.
 #include <lmt/dist/communicator.h>
 #include <lmt/dist/error.h>
@@ -71,15 +72,31 @@ void check_cpu(const at::Tensor& t, const char* what) {
   }
 }
 
-// waiters counts the threads blocked in wait(): while it is 0 the progress thread polls its
-// nonblocking collective politely (see MpiCommunicator::poll), once someone waits at full speed.
+// A collective queued for the progress thread. `run_here` runs it on the waiting thread when the
+// progress thread has not started it (see MpiCommunicator::run_here); waiters counts the threads
+// blocked in wait(): while it is 0 the progress thread polls its nonblocking collective politely
+// (see MpiCommunicator::poll), once someone waits at full speed.
+struct Job {
+  const char* name;
+  size_t bytes = 0;  // the payload, for the trace
+  std::function<void()> body;
+  std::promise<void> done;
+};
+
 class ThreadWork : public Work {
  public:
-  ThreadWork(std::shared_future<void> done, std::shared_ptr<std::atomic<int>> waiters)
-      : done_(std::move(done)), waiters_(std::move(waiters)) {}
+  ThreadWork(std::shared_ptr<Job> job, std::shared_future<void> done,
+             std::function<void(const std::shared_ptr<Job>&)> run_here,
+             std::shared_ptr<std::atomic<int>> waiters)
+      : job_(std::move(job)),
+        done_(std::move(done)),
+        run_here_(std::move(run_here)),
+        waiters_(std::move(waiters)) {}
   void wait() override {
     waiters_->fetch_add(1);
     try {
+      if (job_) run_here_(job_);
+      job_.reset();
       done_.get();
     } catch (...) {
       waiters_->fetch_sub(1);
@@ -89,7 +106,9 @@ class ThreadWork : public Work {
   }
 
  private:
+  std::shared_ptr<Job> job_;
   std::shared_future<void> done_;
+  std::function<void(const std::shared_ptr<Job>&)> run_here_;
   std::shared_ptr<std::atomic<int>> waiters_;
 };
 
@@ -163,17 +182,15 @@ class MpiCommunicator : public Communicator {
       if (!buf.is_same(target)) target.copy_(buf);
     };
     if (threaded_) {
-      return std::make_shared<ThreadWork>(
-          submit("all_reduce", buf.nbytes(),
-                 [=]() mutable {
-                   MPI_Request request = MPI_REQUEST_NULL;
-                   check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op),
-                                        comm_, &request),
-                         "MPI_Iallreduce");
-                   poll(request);
-                   finish();
-                 }),
-          waiters_);
+      auto job = submit("all_reduce", buf.nbytes(), [=]() mutable {
+        MPI_Request request = MPI_REQUEST_NULL;
+        check(
+            MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_, &request),
+            "MPI_Iallreduce");
+        poll(request);
+        finish();
+      });
+      return work_of(std::move(job));
     }
     auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish), rank_);
     check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_,
@@ -238,13 +255,6 @@ class MpiCommunicator : public Communicator {
     bool done_ = false;
   };
 
-  struct Job {
-    const char* name;
-    size_t bytes = 0;  // the payload, for the trace
-    std::function<void()> body;
-    std::promise<void> done;
-  };
-
   void check(int rc, const char* call) const { mpi_check(rc, call, rank_); }
 
   // Completes a nonblocking collective on the progress thread. A blocking MPI call busy-polls, so
@@ -266,25 +276,65 @@ class MpiCommunicator : public Communicator {
   // Runs a blocking collective in issue order with the async ones.
   void run(const char* name, std::function<void()> body) {
     if (threaded_) {
-      submit(name, 0, std::move(body)).get();
+      work_of(submit(name, 0, std::move(body)))->wait();
     } else {
       WatchScope watch(*watchdog_, name);
       body();
     }
   }
 
-  std::shared_future<void> submit(const char* name, size_t bytes, std::function<void()> body) {
+  std::shared_ptr<Job> submit(const char* name, size_t bytes, std::function<void()> body) {
     auto job = std::make_shared<Job>();
     job->name = name;
     job->bytes = bytes;
     job->body = std::move(body);
-    std::shared_future<void> done = job->done.get_future().share();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(job));
+      queue_.push_back(job);
     }
     cv_.notify_one();
-    return done;
+    return job;
+  }
+
+  std::shared_ptr<Work> work_of(std::shared_ptr<Job> job) {
+    std::shared_future<void> done = job->done.get_future().share();
+    return std::make_shared<ThreadWork>(
+        std::move(job), std::move(done), [this](const std::shared_ptr<Job>& j) { run_here(j); },
+        waiters_);
+  }
+
+  // A thread about to block on `job` runs it itself when the progress thread is idle and `job` is
+  // next in line (every earlier collective issued, so the order stays the same on every rank): a
+  // collective launched and waited for at once (a one-bucket model's all-reduce from finish(),
+  // the stop agreement) then costs no hand-over to the progress thread and back. Measured on 2
+  // cores, lmt-mnist at batch 256, 2 ranks: the 650 KiB gradient all-reduce took 0.35-1.1 ms
+  // through the thread once both ranks had arrived; a bare MPI_Iallreduce + MPI_Test loop of the
+  // same size, 0.16 ms.
+  void run_here(const std::shared_ptr<Job>& job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (running_ || queue_.empty() || queue_.front() != job) return;
+      queue_.pop_front();
+      running_ = true;
+    }
+    execute(*job);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
+  }
+
+  void execute(Job& job) {
+    try {
+      WatchScope watch(*watchdog_, job.name);
+      io::TraceScope traced(job.name, "comm");  // the MPI call itself, on its thread's track
+      if (job.bytes) traced.arg("bytes", int64_t(job.bytes));
+      job.body();
+      job.done.set_value();
+    } catch (...) {
+      job.done.set_exception(std::current_exception());
+    }
   }
 
   void serve() {
@@ -292,19 +342,16 @@ class MpiCommunicator : public Communicator {
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        cv_.wait(lock, [&] { return (stop_ && !running_) || (!queue_.empty() && !running_); });
         if (queue_.empty()) return;  // stop_ with nothing left
         job = std::move(queue_.front());
         queue_.pop_front();
+        running_ = true;
       }
-      try {
-        WatchScope watch(*watchdog_, job->name);
-        io::TraceScope traced(job->name, "comm");  // the MPI call itself, on this thread's track
-        if (job->bytes) traced.arg("bytes", int64_t(job->bytes));
-        job->body();
-        job->done.set_value();
-      } catch (...) {
-        job->done.set_exception(std::current_exception());
+      execute(*job);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        running_ = false;
       }
     }
   }
@@ -319,6 +366,7 @@ class MpiCommunicator : public Communicator {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<std::atomic<int>> waiters_ = std::make_shared<std::atomic<int>>(0);
+  bool running_ = false;  // a job is between its pop and its completion (either thread)
   bool stop_ = false;
   std::thread worker_;
 };

@@ -111,6 +111,35 @@ TEST(Loader, AugmentationMatchesAnAtenReference) {
   EXPECT_GT(shifts, 0);
 }
 
+TEST(Loader, RenderSampleMatchesAtenAtEveryCropOffsetAndFlip) {
+  // Every crop offset of a padding wider than the image (crops wholly outside it included) and
+  // both flips, on an odd centring margin: the row-range renderer against the same ATen
+  // composition, exactly (both divide the same byte by 255 in float).
+  Fixture f;
+  const int64_t p = 7, oh = 8, ow = 9;
+  const ImageGeometry g{kH, kW, kC, oh, ow, p};
+  const int64_t top = (oh - kH) / 2, left = (ow - kW) / 2;
+  at::Tensor padded =
+      at::constant_pad_nd(f.reference(5), {left, ow - kW - left, top, oh - kH - top}, 0);
+  padded = at::constant_pad_nd(padded, {p, p, p, p}, 0);
+  int blank = 0;
+  for (int64_t dy = 0; dy <= 2 * p; ++dy)
+    for (int64_t dx = 0; dx <= 2 * p; ++dx)
+      for (bool flip : {false, true}) {
+        SampleAugment a;
+        a.crop_dy = dy;
+        a.crop_dx = dx;
+        a.flip = flip;
+        at::Tensor out = at::full({kC, oh, ow}, -1.0f);  // every element must be written
+        render_sample(f.images.data() + 5 * kH * kW * kC, g, a, out.data_ptr<float>());
+        at::Tensor x = padded.narrow(1, dy, oh).narrow(2, dx, ow);
+        if (flip) x = x.flip({2});
+        EXPECT_TRUE(at::equal(out, x)) << "dy " << dy << " dx " << dx << " flip " << flip;
+        blank += x.eq(0).all().item<bool>();
+      }
+  EXPECT_GT(blank, 0);  // some crops lie wholly in the padding
+}
+
 TEST(Loader, OneRankAndTwoRanksSeeBitIdenticalInputs) {
   Fixture f;
   auto options = [] {

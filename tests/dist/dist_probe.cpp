@@ -16,9 +16,11 @@
 #include <torch/nn/modules/linear.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -80,6 +82,33 @@ void probe_collectives(dist::Communicator& comm) {
   for (int k = 2; k >= 0; --k) works[k]->wait();
   for (int k = 0; k < 3; ++k) {
     check(at::equal(ts[k], at::full({1000}, float(n * (n - 1) / 2 + n * k))), "async all_reduce");
+  }
+  // Collectives waited as soon as they are launched (the waiting thread issues them itself when
+  // the progress thread is idle and nothing is queued before them) mixed with queued ones waited
+  // in a rank-dependent order and blocking calls in between: which thread issued what differs
+  // between ranks, the issue order and so the results must not.
+  std::mt19937 shared(1234), mine(99 + r);  // sizes agree on every rank, wait choices do not
+  for (int round = 0; round < 300; ++round) {
+    const int count = 1 + int(shared() % 4);
+    std::vector<at::Tensor> xs;
+    std::vector<std::shared_ptr<dist::Work>> ws;
+    for (int k = 0; k < count; ++k) {
+      xs.push_back(at::full({int64_t(1) << (shared() % 15)}, float(r + round + k)));
+      ws.push_back(comm.all_reduce_async(xs.back(), dist::ReduceOp::kSum));
+      if (mine() % 2) ws.back()->wait();
+    }
+    std::vector<int> order(size_t(count), 0);
+    for (int k = 0; k < count; ++k) order[size_t(k)] = k;
+    std::shuffle(order.begin(), order.end(), mine);
+    for (int k : order) ws[size_t(k)]->wait();
+    for (int k = 0; k < count; ++k)
+      check(at::equal(xs[size_t(k)],
+                      at::full_like(xs[size_t(k)], float(n * (n - 1) / 2 + n * (round + k)))),
+            "all_reduce waited at once or queued, round " + std::to_string(round));
+    if (shared() % 3 == 0) {
+      at::Tensor g2 = comm.all_gather(at::full({3}, int64_t(r + round)));
+      check(at::equal(g2.select(1, 0), at::arange(n, at::kLong) + round), "all_gather between");
+    }
   }
   // Large random sums (segmented/ring algorithms): every rank ends with the same bits.
   for (int64_t numel : {int64_t(1) << 12, int64_t(1) << 21}) {
