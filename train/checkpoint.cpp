@@ -61,6 +61,16 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
   archive.load_from(bytes.data(), bytes.size(), at::Device(at::kCPU));
 }
 
+// The optimizer's state entry of parameter `p`: LibTorch 2.x keys the state by the TensorImpl*
+// itself, 1.x by that pointer printed as a string.
+static auto find_state(const torch::optim::Optimizer& optimizer, const at::Tensor& p) {
+#if TORCH_VERSION_MAJOR >= 2
+  return optimizer.state().find(static_cast<void*>(p.unsafeGetTensorImpl()));
+#else
+  return optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+#endif
+}
+
 // Moves the optimizer's per-parameter moments to `device`, or to their parameter's device
 // (nullopt), through the state's setters: the files hold CPU tensors, the step uses the
 // parameters' device. The optimizer is const (write_checkpoint's): its states are reached through
@@ -69,7 +79,7 @@ static void move_optimizer_state(const torch::optim::Optimizer& optimizer,
                                  std::optional<at::Device> device) {
   for (const auto& group : optimizer.param_groups())
     for (const auto& p : group.params()) {
-      auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      auto it = find_state(optimizer, p);
       if (it == optimizer.state().end()) continue;
       const at::Device to = device ? *device : p.device();
       auto move = [&](const at::Tensor& t) { return t.defined() ? t.to(to) : t; };
@@ -382,11 +392,7 @@ static void check_optimizer_state_shapes(const std::string& path,
   int64_t index = 0;
   for (const auto& group : optimizer.param_groups()) {
     for (const auto& p : group.params()) {
-#if TORCH_VERSION_MAJOR >= 2  // the state is keyed by the TensorImpl* itself from LibTorch 2.0
-      auto it = optimizer.state().find(static_cast<void*>(p.unsafeGetTensorImpl()));
-#else  // LibTorch 1.x: by the pointer printed as a string
-      auto it = optimizer.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
-#endif
+      auto it = find_state(optimizer, p);
       if (it != optimizer.state().end()) {
         std::vector<std::pair<const char*, at::Tensor>> moments;
         if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(it->second.get()))
