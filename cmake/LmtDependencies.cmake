@@ -1,6 +1,14 @@
 # Finds every external dependency once; rooms link the imported targets.
 find_package(Torch REQUIRED)
 message(STATUS "lmt: LibTorch ${Torch_VERSION} from ${TORCH_INSTALL_PREFIX}")
+# The torch wheels' libtorch.so exports its own copy of std::filesystem (remove_all, permissions,
+# current_path, ...), and its remove_all jumps to address 0: every binary that called
+# std::filesystem::remove_all segfaulted in the CUDA-wheel build (77 of 352 unit tests). The
+# dynamic linker takes the first definition in DT_NEEDED order, and the compiler driver adds
+# libstdc++ last, so name it before every library: its definitions win, for libtorch's calls too.
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  add_link_options("SHELL:-Wl,--push-state,--no-as-needed -lstdc++ -Wl,--pop-state")
+endif()
 find_package(MPI REQUIRED COMPONENTS C)
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(Boost REQUIRED COMPONENTS program_options)
