@@ -11,6 +11,8 @@
 #include <lmt/dist/grad_sync.h>
 #include <lmt/io/trace.h>
 
+#include <algorithm>
+
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/function_hook.h>
@@ -33,7 +35,7 @@ std::vector<GradBucket> plan_buckets(const std::vector<at::Tensor>& params, size
   for (size_t k = params.size(); k-- > 0;) {
     const at::Tensor& p = params[k];
     const size_t bytes = static_cast<size_t>(p.numel()) * p.element_size();
-    const size_t cap = buckets.empty() ? first_bytes : cap_bytes;
+    const size_t cap = buckets.empty() ? std::min(first_bytes, cap_bytes) : cap_bytes;
     if (!current.params.empty() &&
         (p.scalar_type() != current.dtype || p.device() != device || current.bytes + bytes > cap)) {
       close();

@@ -318,13 +318,9 @@ class MpiCommunicator : public Communicator {
       running_ = true;
     }
     execute(*job);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      running_ = false;
-    }
-    cv_.notify_all();
   }
 
+  // Runs a popped job (running_ is set) on the calling thread, then lets the next one start.
   void execute(Job& job) {
     try {
       WatchScope watch(*watchdog_, job.name);
@@ -335,6 +331,11 @@ class MpiCommunicator : public Communicator {
     } catch (...) {
       job.done.set_exception(std::current_exception());
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
   }
 
   void serve() {
@@ -342,17 +343,13 @@ class MpiCommunicator : public Communicator {
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return (stop_ && !running_) || (!queue_.empty() && !running_); });
+        cv_.wait(lock, [&] { return !running_ && (stop_ || !queue_.empty()); });
         if (queue_.empty()) return;  // stop_ with nothing left
         job = std::move(queue_.front());
         queue_.pop_front();
         running_ = true;
       }
       execute(*job);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        running_ = false;
-      }
     }
   }
 

@@ -5,7 +5,6 @@
 #include <ATen/Parallel.h>
 #include <torch/utils.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -129,15 +128,11 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (const auto& item : s.model->named_parameters()) named.emplace_back(item.key(), item.value());
   s.optimizer = make_optimizer(o, named);
-  // DDP's buckets: 1 MiB first (it launches early in backward), then the cap; a cap below 1 MiB
-  // caps the first bucket too.
-  const auto cap = size_t(o.bucket_cap_mb() * 1024 * 1024);
-  s.grad_sync =
-      std::make_unique<dist::GradSync>(s.device_comm, s.model->parameters(),
-                                       dist::GradSyncOptions()
-                                           .first_bucket_bytes(std::min(size_t{1} << 20, cap))
-                                           .bucket_cap_bytes(cap)
-                                           .overlap(o.overlap()));
+  s.grad_sync = std::make_unique<dist::GradSync>(
+      s.device_comm, s.model->parameters(),
+      dist::GradSyncOptions()
+          .bucket_cap_bytes(int64_t(o.bucket_cap_mb() * 1024 * 1024))
+          .overlap(o.overlap()));
   if (s.is_root()) std::filesystem::create_directories(o.out_dir());
 }
 

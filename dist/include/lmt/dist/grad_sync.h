@@ -59,7 +59,8 @@ class GradSync {
 
 // The bucket layout GradSync uses (exposed for tests and benchmarks): parameters in reverse
 // order, a new bucket when the dtype changes or the next gradient would exceed the cap (the
-// first bucket's cap is first_bytes); a gradient larger than a cap gets a bucket of its own.
+// first bucket's cap is first_bytes, or cap_bytes if smaller); a gradient larger than a cap gets
+// a bucket of its own.
 std::vector<GradBucket> plan_buckets(const std::vector<at::Tensor>& params, size_t first_bytes,
                                      size_t cap_bytes);
 
