@@ -83,6 +83,9 @@ struct Job {
   std::promise<void> done;
 };
 
+// wait() may be called from several threads at once and after the communicator is gone (every
+// job is done by then: the destructor drains the queue), so run_here, which calls into the
+// communicator, is tried once and only while the job is not done.
 class ThreadWork : public Work {
  public:
   ThreadWork(std::shared_ptr<Job> job, std::shared_future<void> done,
@@ -95,8 +98,10 @@ class ThreadWork : public Work {
   void wait() override {
     waiters_->fetch_add(1);
     try {
-      if (job_) run_here_(job_);
-      job_.reset();
+      std::call_once(tried_here_, [this] {
+        if (done_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) run_here_(job_);
+        job_.reset();
+      });
       done_.get();
     } catch (...) {
       waiters_->fetch_sub(1);
@@ -110,6 +115,7 @@ class ThreadWork : public Work {
   std::shared_future<void> done_;
   std::function<void(const std::shared_ptr<Job>&)> run_here_;
   std::shared_ptr<std::atomic<int>> waiters_;
+  std::once_flag tried_here_;
 };
 
 class MpiCommunicator : public Communicator {
@@ -137,6 +143,7 @@ class MpiCommunicator : public Communicator {
     }
     if (probe_)
       watchdog_->set_peer_hooks([this] { probe_->answer(); }, [this] { return probe_->explain(); });
+    level_ = level;
     threaded_ = options.progress() == MpiProgress::kThread && level >= MPI_THREAD_MULTIPLE;
     if (threaded_)
       worker_ = std::thread([this] {
@@ -192,6 +199,7 @@ class MpiCommunicator : public Communicator {
       });
       return work_of(std::move(job));
     }
+    check_calling_thread("all_reduce");
     auto work = std::make_shared<RequestWork>(*watchdog_, std::move(finish), rank_);
     check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_,
                          &work->request),
@@ -278,8 +286,25 @@ class MpiCommunicator : public Communicator {
     if (threaded_) {
       work_of(submit(name, 0, std::move(body)))->wait();
     } else {
+      check_calling_thread(name);
       WatchScope watch(*watchdog_, name);
       body();
+    }
+  }
+
+  // Without the progress thread, MPI is called on the caller's thread: GradSync's hooks run on
+  // autograd's device threads for CUDA parameters (--grad-backend mpi), which MPI allows only
+  // from MPI_THREAD_SERIALIZED up (Open MPI grants MULTIPLE; another MPI may grant less).
+  void check_calling_thread(const char* what) const {
+    if (level_ >= MPI_THREAD_SERIALIZED) return;
+    int main_thread = 0;
+    check(MPI_Is_thread_main(&main_thread), "MPI_Is_thread_main");
+    if (!main_thread) {
+      throw DistError(std::string("MPI ") + what + " on rank " + std::to_string(rank_) +
+                      ": called from a thread other than the one that initialized MPI, but this "
+                      "MPI granted only thread level " +
+                      std::to_string(level_) +
+                      " (below MPI_THREAD_SERIALIZED); use an MPI with MPI_THREAD_MULTIPLE");
     }
   }
 
@@ -320,22 +345,29 @@ class MpiCommunicator : public Communicator {
     execute(*job);
   }
 
-  // Runs a popped job (running_ is set) on the calling thread, then lets the next one start.
+  // Runs a popped job (running_ is set) on the calling thread, lets the next one start, then
+  // wakes the job's waiters: in that order, a waiter that goes on to launch and wait for the
+  // next collective finds running_ clear and can issue it itself.
   void execute(Job& job) {
+    std::exception_ptr error;
     try {
       WatchScope watch(*watchdog_, job.name);
       io::TraceScope traced(job.name, "comm");  // the MPI call itself, on its thread's track
       if (job.bytes) traced.arg("bytes", int64_t(job.bytes));
       job.body();
-      job.done.set_value();
     } catch (...) {
-      job.done.set_exception(std::current_exception());
+      error = std::current_exception();
     }
+    job.body = nullptr;  // its buffers: a Work may outlive the collective by a long time
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_ = false;
     }
     cv_.notify_all();
+    if (error)
+      job.done.set_exception(error);
+    else
+      job.done.set_value();
   }
 
   void serve() {
@@ -357,6 +389,7 @@ class MpiCommunicator : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   bool threaded_ = false;
+  int level_ = MPI_THREAD_SINGLE;  // the thread support MPI granted
   std::unique_ptr<CollectiveWatchdog> watchdog_;
   std::unique_ptr<PeerProbe> probe_;
   std::mutex mu_;

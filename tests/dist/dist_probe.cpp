@@ -6,6 +6,7 @@
 #include <lmt/dist/module_sync.h>
 #include <lmt/dist/runtime.h>
 #include <lmt/dist/vector_sync.h>
+#include <lmt/io/trace.h>
 #include <torch/optim/sgd.h>
 
 #include <ATen/ATen.h>
@@ -23,6 +24,8 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace dist = lmt::dist;
 
@@ -49,6 +52,38 @@ dist::CommOptions comm_options() {
       .timeout(std::chrono::seconds(std::stoi(arg("timeout", "60"))))
       .progress(arg("progress", "thread") == "thread" ? dist::MpiProgress::kThread
                                                       : dist::MpiProgress::kNonblocking);
+}
+
+// Counts the trace's "all_reduce" events (one per collective a progress-thread job ran) on the
+// thread named "probe main" and on the one named "mpi progress". Events are one JSON object per
+// line (io::trace::take_events).
+std::pair<int, int> all_reduces_by_thread(const std::string& events) {
+  std::map<std::string, std::string> names;  // "tid":N -> thread name
+  std::vector<std::string> lines;
+  for (size_t at = 0; at < events.size();) {
+    size_t end = events.find('\n', at);
+    if (end == std::string::npos) end = events.size();
+    lines.push_back(events.substr(at, end - at));
+    at = end + 1;
+  }
+  auto tid_of = [](const std::string& line) {
+    const size_t t = line.find("\"tid\":");
+    return t == std::string::npos ? std::string() : line.substr(t, line.find_first_of(",}", t) - t);
+  };
+  for (const auto& line : lines) {
+    if (line.find("\"name\":\"thread_name\"") == std::string::npos) continue;
+    for (const char* name : {"probe main", "mpi progress"})
+      if (line.find(std::string("\"args\":{\"name\":\"") + name + "\"") != std::string::npos)
+        names[tid_of(line)] = name;
+  }
+  int on_main = 0, on_progress = 0;
+  for (const auto& line : lines) {
+    if (line.find("\"name\":\"all_reduce\"") == std::string::npos) continue;
+    const std::string& who = names[tid_of(line)];
+    on_main += who == "probe main";
+    on_progress += who == "mpi progress";
+  }
+  return {on_main, on_progress};
 }
 
 void probe_collectives(dist::Communicator& comm) {
@@ -87,6 +122,13 @@ void probe_collectives(dist::Communicator& comm) {
   // the progress thread is idle and nothing is queued before them) mixed with queued ones waited
   // in a rank-dependent order and blocking calls in between: which thread issued what differs
   // between ranks, the issue order and so the results must not.
+  // The trace shows which thread issued each collective: with --progress thread both paths must
+  // have been taken (a queued job waited out of order can only be run by the progress thread; one
+  // waited at once is issued by the waiter unless the progress thread wakes first, every time).
+  const bool threaded = arg("progress", "thread") == "thread";
+  lmt::io::trace::set_thread_name("probe main");
+  lmt::io::trace::take_events();
+  lmt::io::trace::start(r);
   std::mt19937 shared(1234), mine(99 + r);  // sizes agree on every rank, wait choices do not
   for (int round = 0; round < 300; ++round) {
     const int count = 1 + int(shared() % 4);
@@ -109,6 +151,21 @@ void probe_collectives(dist::Communicator& comm) {
       at::Tensor g2 = comm.all_gather(at::full({3}, int64_t(r + round)));
       check(at::equal(g2.select(1, 0), at::arange(n, at::kLong) + round), "all_gather between");
     }
+  }
+  lmt::io::trace::stop();
+  {
+    const auto [on_main, on_progress] = all_reduces_by_thread(lmt::io::trace::take_events());
+    if (threaded) {
+      check(on_progress > 0,
+            "no all_reduce ran on the 'mpi progress' thread (is --progress "
+            "thread running? it needs MPI_THREAD_MULTIPLE)");
+      check(on_main > 0, "no all_reduce was issued by the waiting thread itself");
+    } else {
+      check(on_progress == 0, "an 'mpi progress' thread ran with --progress nonblocking");
+    }
+    if (r == 0)
+      std::printf("all_reduce jobs run by the waiter: %d, by the progress thread: %d\n", on_main,
+                  on_progress);
   }
   // Large random sums (segmented/ring algorithms): every rank ends with the same bits.
   for (int64_t numel : {int64_t(1) << 12, int64_t(1) << 21}) {
