@@ -8,6 +8,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -17,6 +18,7 @@
 #include <future>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "collective_watchdog.h"
 #include "mpi_check.h"
@@ -161,6 +163,16 @@ class MpiCommunicator : public Communicator {
       cv_.notify_all();
       worker_.join();
     }
+    // Without the thread, requests still in flight are completed here: a Work waited later must
+    // not reach the freed communicator or watchdog (nor may MPI_Comm_free cut a collective off).
+    for (auto& w : outstanding_) {
+      if (auto live = w.lock()) {
+        try {
+          live->wait();
+        } catch (...) {  // a destructor cannot throw; the Work rethrows nothing later (done)
+        }
+      }
+    }
     watchdog_.reset();
     probe_.reset();
     int finalized = 0;
@@ -204,6 +216,13 @@ class MpiCommunicator : public Communicator {
     check(MPI_Iallreduce(MPI_IN_PLACE, buf.data_ptr(), count, type, mpi_op(op), comm_,
                          &work->request),
           "MPI_Iallreduce");
+    outstanding_.erase(std::remove_if(outstanding_.begin(), outstanding_.end(),
+                                      [](const std::weak_ptr<RequestWork>& w) {
+                                        auto live = w.lock();
+                                        return !live || live->done();
+                                      }),
+                       outstanding_.end());
+    outstanding_.push_back(work);
     return work;
   }
 
@@ -254,6 +273,7 @@ class MpiCommunicator : public Communicator {
       finish_();
       done_ = true;
     }
+    bool done() const { return done_; }
     MPI_Request request = MPI_REQUEST_NULL;
 
    private:
@@ -396,6 +416,7 @@ class MpiCommunicator : public Communicator {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<std::atomic<int>> waiters_ = std::make_shared<std::atomic<int>>(0);
+  std::vector<std::weak_ptr<RequestWork>> outstanding_;  // no progress thread: in flight
   bool running_ = false;  // a job is between its pop and its completion (either thread)
   bool stop_ = false;
   std::thread worker_;

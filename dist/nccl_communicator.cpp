@@ -130,6 +130,16 @@ class NcclWork : public Work {
   void wait() override {
     if (done_ == nullptr) return;
     LMT_CUDA_CHECK(cudaSetDevice(device_));
+    // Already complete: nothing to order or watch. Always the case once the communicator is
+    // gone (its destructor synchronizes the stream), so a Work that outlives it never reaches
+    // its pending list.
+    const cudaError_t state = cudaEventQuery(done_);
+    if (state == cudaSuccess) {
+      cudaEventDestroy(done_);
+      done_ = nullptr;
+      return;
+    }
+    if (state == cudaErrorNotReady) (void)cudaGetLastError();  // not an error: clear it
     LMT_CUDA_CHECK(cudaStreamWaitEvent(compute_stream(device_), done_, 0));
     pending_.add(done_, "nccl_all_reduce");
     done_ = nullptr;

@@ -196,6 +196,22 @@ void probe_collectives(dist::Communicator& comm) {
   check(s == "from the last rank", "broadcast_string");
   auto d = dist::all_reduce_doubles(comm, {1.5 * r, 1.0}, dist::ReduceOp::kSum);
   check(d.size() == 2 && d[0] == 1.5 * n * (n - 1) / 2 && d[1] == n, "all_reduce_doubles");
+  // A Work outlives its communicator: the destructor finishes the queued collectives, and
+  // waiting afterwards returns their results without touching the destroyed communicator.
+  {
+    auto second = dist::make_mpi_communicator(comm_options());
+    std::vector<at::Tensor> xs;
+    std::vector<std::shared_ptr<dist::Work>> ws;
+    for (int k = 0; k < 4; ++k) {
+      xs.push_back(at::full({4096}, float(r + k)));
+      ws.push_back(second->all_reduce_async(xs.back(), dist::ReduceOp::kSum));
+    }
+    second.reset();
+    for (int k = 3; k >= 0; --k) ws[size_t(k)]->wait();
+    for (int k = 0; k < 4; ++k)
+      check(at::equal(xs[size_t(k)], at::full({4096}, float(n * (n - 1) / 2 + n * k))),
+            "all_reduce waited after its communicator was destroyed");
+  }
 }
 
 // A small net with an unused-on-odd-ranks parameter and a frozen one.
