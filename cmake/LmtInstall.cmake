@@ -22,10 +22,23 @@ install(TARGETS ${lmt_rooms} lmt_all lmt_hdf5 EXPORT lmtTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(EXPORT lmtTargets NAMESPACE lmt:: DESTINATION ${LMT_INSTALL_CMAKEDIR})
 
-# The installed lmt executable finds libraries outside the system paths (CUDA's) as it did in
-# the build tree.
+# The prefix holding the LibTorch libraries the build linked (a torch wheel's .../torch); empty
+# for a system LibTorch (Debian's, in /usr/lib/<arch>), which the default search finds anyway.
+set(LMT_TORCH_PREFIX "")
+get_filename_component(_lmt_torch_libdir "${TORCH_LIBRARY}" DIRECTORY)
+get_filename_component(_lmt_torch_libdir_name "${_lmt_torch_libdir}" NAME)
+if(_lmt_torch_libdir_name STREQUAL "lib")
+  get_filename_component(LMT_TORCH_PREFIX "${_lmt_torch_libdir}" DIRECTORY)
+endif()
+
+# The installed lmt executable finds libraries outside the system paths (CUDA's, a torch
+# wheel's) as it did in the build tree. The wheel's libtorch_cuda.so comes in through a
+# -Wl,--no-as-needed flag, whose directory the link path does not carry: named here.
 if(TARGET lmt_cli)
   set_target_properties(lmt_cli PROPERTIES INSTALL_RPATH_USE_LINK_PATH ON)
+  if(LMT_TORCH_PREFIX)
+    set_property(TARGET lmt_cli APPEND PROPERTY INSTALL_RPATH "${_lmt_torch_libdir}")
+  endif()
 endif()
 
 # What lmtConfig.cmake needs to find the same dependencies the build used.

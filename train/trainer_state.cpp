@@ -20,10 +20,15 @@ static at::Tensor cpu_rng_state() {
   return generator.get_state();
 }
 
+// `state` is a row of the checkpoint's [ranks, bytes] table: cloned into storage of its own.
+// LibTorch 2.x's CPUGeneratorImpl::set_state reads it through data_ptr_impl<CPUGeneratorImplState>,
+// which adds the byte view's storage offset in units of the 5056-byte struct: any row but the
+// first points far past the table (checked against the torch 2.11 wheel: a segfault in a small
+// program; "Invalid mt19937 state" on rank 1 of a resumed 2-rank run). LibTorch 1.13 reads bytes.
 static void set_cpu_rng_state(const at::Tensor& state) {
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state.contiguous());
+  generator.set_state(state.clone(at::MemoryFormat::Contiguous));
 }
 
 // Collective. Every rank loads the same checkpoint (rank 0 picks it for --resume auto) from
