@@ -190,6 +190,8 @@ std::string write_checkpoint(const std::string& run_dir, models::Model& model,
       archive.write("steps_per_epoch", c10::IValue(state.steps_per_epoch));
       archive.write("train_samples", c10::IValue(state.train_samples));
       archive.write("rng_states", state.rng_states, /*is_buffer=*/true);
+      if (state.device_rng_states.defined())
+        archive.write("device_rng_states", state.device_rng_states, /*is_buffer=*/true);
       archive.write("epoch_sums", state.epoch_sums, /*is_buffer=*/true);
       archive.write("config", c10::IValue(state.config));
       archive.write("run_id", c10::IValue(state.run_id));
@@ -329,6 +331,9 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
     s.train_samples = get("train_samples").toInt();
     s.config = get("config").toStringRef();
     archive.read("rng_states", s.rng_states, /*is_buffer=*/true);
+    at::Tensor device_rng;
+    if (archive.try_read("device_rng_states", device_rng, /*is_buffer=*/true))
+      s.device_rng_states = device_rng;
     archive.read("epoch_sums", s.epoch_sums, /*is_buffer=*/true);
     c10::IValue run_id, sequence, best_value, best_epoch;
     if (archive.try_read("run_id", run_id)) s.run_id = run_id.toStringRef();

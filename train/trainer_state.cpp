@@ -31,6 +31,21 @@ static void set_cpu_rng_state(const at::Tensor& state) {
   generator.set_state(state.clone(at::MemoryFormat::Contiguous));
 }
 
+// The default generator of a GPU (at::globalContext() reaches it without CUDA headers); its state
+// is the seed and the Philox offset. Undefined for the CPU.
+static at::Tensor device_rng_state(at::Device device) {
+  if (device.is_cpu()) return {};
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state().contiguous();
+}
+
+static void set_device_rng_state(at::Device device, const at::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state.clone(at::MemoryFormat::Contiguous));
+}
+
 // Collective. Every rank loads the same checkpoint (rank 0 picks it for --resume auto) from
 // the shared run directory and takes its own RNG state and metric accumulators from it.
 void Trainer::State::restore() {
@@ -80,6 +95,15 @@ void Trainer::State::restore() {
   best_epoch = saved.best_epoch;
   load_checkpoint_optimizer(dir, *optimizer);
   set_cpu_rng_state(saved.rng_states[comm->rank()]);
+  // A GPU run continues its GPU generator too. A run that changed device (allowed: --device is
+  // operational) starts the new device's generator from --seed, as at step 0, and says so.
+  if (!device.is_cpu() && saved.device_rng_states.defined()) {
+    set_device_rng_state(device, saved.device_rng_states[comm->rank()]);
+  } else if (!device.is_cpu() || saved.device_rng_states.defined()) {
+    message(std::string("resume: the checkpoint was written on ") +
+            (saved.device_rng_states.defined() ? "a GPU" : "the CPU") + ", this run is on " +
+            device.str() + ": GPU random draws (dropout, attack starts) restart from --seed");
+  }
   at::Tensor sums = saved.epoch_sums[comm->rank()].contiguous();
   start_sums.assign(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
   if (start_sums.size() >= 6) {  // the step-line window (older checkpoints: a shorter first one)
@@ -143,6 +167,9 @@ std::string Trainer::State::checkpoint() {
   state.steps_per_epoch = steps_per_epoch;
   state.train_samples = train_loader->info().size;
   state.rng_states = comm->size() > 1 ? comm->all_gather(rng) : rng.unsqueeze(0);
+  if (at::Tensor device_rng = device_rng_state(device); device_rng.defined())
+    state.device_rng_states =
+        comm->size() > 1 ? comm->all_gather(device_rng) : device_rng.unsqueeze(0);
   state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
   state.config = run_config(options);
   state.run_id = run_id;

@@ -34,6 +34,9 @@ struct CheckpointState {
   int64_t steps_per_epoch = 0;
   int64_t train_samples = 0;
   at::Tensor rng_states;  // uint8 [world, n]: rank r's torch default CPU generator state
+  // uint8 [world, m]: rank r's default generator of the GPU it trained on (dropout, attack
+  // starts drawn there); undefined for CPU runs and in checkpoints from before it existed.
+  at::Tensor device_rng_states;
   at::Tensor epoch_sums;  // float64 [world, k]: rank r's metric accumulators of the epoch
   std::string config;     // the resolved configuration, "key = value" lines (INI)
   // The run's identity: made when a run starts at step 0, carried over by --resume; pruning
@@ -53,14 +56,15 @@ struct CheckpointState {
 std::string new_run_id();
 
 // Writes the checkpoint of step state.position.global_step (model.pt, ema.pt when `ema` is given
-// (--ema-decay), optimizer.pt, state.pt, config.ini, then MANIFEST with every file's size and FNV-1a-64 checksum), each serialized in
-// memory and written with io's checked writes into a temporary directory, fsyncs it, renames it
-// to step-NNNNNN and fsyncs checkpoints/. On failure (a full disk) the temporary directory is
-// removed and TrainError names the checkpoint and the cause; older checkpoints stay. Then keeps
-// the `keep_last` most recently written checkpoints of this run (state.run_id; the new one always
-// among them; 0: keep all), never another run's, and removes stale temporary directories. Call on
-// one rank only. Returns the directory. `after_file`, when set, is called with each file's
-// name once it is durable (Trainer::on_checkpoint_file; the crash-window tests pause there).
+// (--ema-decay), optimizer.pt, state.pt, config.ini, then MANIFEST with every file's size and
+// FNV-1a-64 checksum), each serialized in memory and written with io's checked writes into a
+// temporary directory, fsyncs it, renames it to step-NNNNNN and fsyncs checkpoints/. On failure (a
+// full disk) the temporary directory is removed and TrainError names the checkpoint and the cause;
+// older checkpoints stay. Then keeps the `keep_last` most recently written checkpoints of this run
+// (state.run_id; the new one always among them; 0: keep all), never another run's, and removes
+// stale temporary directories. Call on one rank only. Returns the directory. `after_file`, when
+// set, is called with each file's name once it is durable (Trainer::on_checkpoint_file; the
+// crash-window tests pause there).
 std::string write_checkpoint(const std::string& run_dir, models::Model& model,
                              const torch::optim::Optimizer& optimizer, const CheckpointState& state,
                              int64_t keep_last,
