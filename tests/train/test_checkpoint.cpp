@@ -71,6 +71,18 @@ struct Fixture : ::testing::Test {
   }
 };
 
+// A GPU run's per-rank generator states (16 bytes each for CUDA: seed and offset) come back as
+// written; a checkpoint without them reads back undefined (RoundTripRestoresState...).
+TEST_F(Fixture, DeviceGeneratorStatesRoundTrip) {
+  auto saved = state(6);
+  saved.device_rng_states = at::randint(0, 255, {2, 16}, at::kByte);
+  const auto dir = train::write_checkpoint(run, *model, *adam, saved, 0);
+  auto back = train::read_checkpoint_state(dir);
+  ASSERT_TRUE(back.device_rng_states.defined());
+  EXPECT_TRUE(back.device_rng_states.equal(saved.device_rng_states));
+  EXPECT_TRUE(back.rng_states.equal(saved.rng_states));
+}
+
 TEST_F(Fixture, RoundTripRestoresStateModelAndOptimizerExactly) {
   auto saved = state(5);
   const auto dir = train::write_checkpoint(run, *model, *adam, saved, 0);
@@ -82,6 +94,7 @@ TEST_F(Fixture, RoundTripRestoresStateModelAndOptimizerExactly) {
   EXPECT_EQ(back.config, saved.config);
   EXPECT_TRUE(back.rng_states.equal(saved.rng_states));
   EXPECT_TRUE(back.epoch_sums.equal(saved.epoch_sums));
+  EXPECT_FALSE(back.device_rng_states.defined());  // a CPU run writes none
 
   models::ModelConfig c;
   c.name = "lmt-mnist";
@@ -278,8 +291,8 @@ TEST(Config, TheFirstRunDefiningDifferenceIsNamed) {
   EXPECT_EQ(train::first_run_difference(saved, same), "");
   EXPECT_EQ(train::first_run_difference(saved, train::TrainOptions(o).lr(0.01)),
             "--lr: checkpoint has 0.001, this run has 0.01");
-  EXPECT_EQ(train::first_run_difference(saved, train::TrainOptions(o).model_options(
-                                                   {{"a", "1"}, {"b", "2"}})),
+  EXPECT_EQ(train::first_run_difference(
+                saved, train::TrainOptions(o).model_options({{"a", "1"}, {"b", "2"}})),
             "--model-option: checkpoint has a=1, this run has a=1,b=2");
   // What the hand-written list of the first version missed: eps, attack steps, mixup.
   EXPECT_EQ(train::first_run_difference(saved, train::TrainOptions(o).adv_eps(0.1)),
