@@ -111,10 +111,10 @@ void check(const ApgdOptions& o, const char* name) {
 
 at::Tensor unit_random_direction(const at::Tensor& x, Norm norm, at::Generator& gen) {
   if (norm == Norm::kLinf) {
-    at::Tensor t = at::rand(x.sizes(), gen, x.options()) * 2 - 1;
+    at::Tensor t = host_rand(x.sizes(), gen, x.options()) * 2 - 1;
     return t / per_point(t.flatten(1).abs().amax(1) + 1e-12, t);
   }
-  at::Tensor t = at::randn(x.sizes(), gen, x.options());
+  at::Tensor t = host_randn(x.sizes(), gen, x.options());
   return t / per_point(t.flatten(1).norm(2, 1) + 1e-12, t);
 }
 

@@ -38,7 +38,7 @@ at::Tensor margin(const at::Tensor& logits, const at::Tensor& y) {
 }
 
 at::Tensor random_sign(at::IntArrayRef shape, at::Generator& gen, const at::TensorOptions& opt) {
-  return at::randint(0, 2, shape, gen, opt) * 2 - 1;
+  return host_randint(0, 2, shape, gen, opt) * 2 - 1;
 }
 
 int64_t random_offset(int64_t range, at::Generator& gen) {  // uniform in [0, range]

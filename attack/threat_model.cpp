@@ -57,15 +57,33 @@ at::Tensor project(const at::Tensor& x_adv, const at::Tensor& x, Norm norm, doub
   return (x + delta).clamp(0.0, 1.0);
 }
 
+namespace {
+at::Tensor moved(at::Tensor t, const at::TensorOptions& options) {
+  return options.device().is_cpu() ? t : t.to(options.device());
+}
+at::TensorOptions on_host(const at::TensorOptions& options) { return options.device(at::kCPU); }
+}  // namespace
+
+at::Tensor host_rand(at::IntArrayRef sizes, at::Generator& gen, const at::TensorOptions& options) {
+  return moved(at::rand(sizes, gen, on_host(options)), options);
+}
+at::Tensor host_randn(at::IntArrayRef sizes, at::Generator& gen, const at::TensorOptions& options) {
+  return moved(at::randn(sizes, gen, on_host(options)), options);
+}
+at::Tensor host_randint(int64_t low, int64_t high, at::IntArrayRef sizes, at::Generator& gen,
+                        const at::TensorOptions& options) {
+  return moved(at::randint(low, high, sizes, gen, on_host(options)), options);
+}
+
 at::Tensor random_start(const at::Tensor& x, Norm norm, double eps, at::Generator& gen) {
   if (norm == Norm::kLinf) {
-    at::Tensor u = at::rand(x.sizes(), gen, x.options()) * 2 - 1;
+    at::Tensor u = host_rand(x.sizes(), gen, x.options()) * 2 - 1;
     return project(x + eps * u, x, norm, eps);
   }
-  at::Tensor g = at::randn(x.sizes(), gen, x.options());
+  at::Tensor g = host_randn(x.sizes(), gen, x.options());
   at::Tensor dir = g / per_point(g.flatten(1).norm(2, 1) + 1e-12, g);
   const double d = double(x[0].numel());
-  at::Tensor r = at::rand({x.size(0)}, gen, x.options()).pow(1.0 / d) * eps;
+  at::Tensor r = host_rand({x.size(0)}, gen, x.options()).pow(1.0 / d) * eps;
   return project(x + dir * per_point(r, dir), x, norm, eps);
 }
 

@@ -74,7 +74,7 @@ class RobustObjective : public Objective {
           at::NoGradGuard no_grad;
           p_clean = model.forward(mb.images);
         }
-        at::Tensor start = mb.images + 0.001 * at::randn(mb.images.sizes(), gen_, images.options());
+        at::Tensor start = mb.images + 0.001 * attack::host_randn(mb.images.sizes(), gen_, images.options());
         x_adv = attack::pgd_maximize(
             [&](const at::Tensor& v) { return kl_per_point(p_clean, model.forward(v)); }, mb.images,
             start, norm_, eps, int(o_.attack_steps()), step);

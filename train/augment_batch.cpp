@@ -2,6 +2,8 @@
 // erasing). Drawn from the generator passed in, so a seeded run repeats them.
 #include <lmt/train/augment_batch.h>
 
+#include <lmt/attack/attack.h>
+
 #include <cmath>
 
 #include <ATen/core/grad_mode.h>
@@ -32,14 +34,16 @@ at::Tensor apply_op(const at::Tensor& img, int64_t op, double level, at::Generat
   const double sign = uniform(gen) < 0.5 ? -1.0 : 1.0;
   const double w = double(img.size(2)), h = double(img.size(1));
   switch (op) {
-    case 0: return img;
+    case 0:
+      return img;
     case 1: {  // autocontrast, per channel
       at::Tensor lo = img.flatten(1).amin(1).view({-1, 1, 1});
       at::Tensor hi = img.flatten(1).amax(1).view({-1, 1, 1});
       return ((img - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1);
     }
-    case 2: return (img * (1 + sign * 0.9 * level)).clamp(0, 1);  // brightness
-    case 3: {                                                       // contrast
+    case 2:
+      return (img * (1 + sign * 0.9 * level)).clamp(0, 1);  // brightness
+    case 3: {                                               // contrast
       at::Tensor mean = img.mean();
       return ((img - mean) * (1 + sign * 0.9 * level) + mean).clamp(0, 1);
     }
@@ -56,10 +60,14 @@ at::Tensor apply_op(const at::Tensor& img, int64_t op, double level, at::Generat
       const double a = sign * level * 30.0 * M_PI / 180.0;
       return warp(img, {std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0});
     }
-    case 7: return warp(img, {1, sign * 0.3 * level, 0, 0, 1, 0});  // shear x
-    case 8: return warp(img, {1, 0, 0, sign * 0.3 * level, 1, 0});  // shear y
-    case 9: return warp(img, {1, 0, sign * 2 * 0.45 * level, 0, 1, 0});  // translate x (45%)
-    default: return warp(img, {1, 0, 0, 0, 1, sign * 2 * 0.45 * level * h / w});  // translate y
+    case 7:
+      return warp(img, {1, sign * 0.3 * level, 0, 0, 1, 0});  // shear x
+    case 8:
+      return warp(img, {1, 0, 0, sign * 0.3 * level, 1, 0});  // shear y
+    case 9:
+      return warp(img, {1, 0, sign * 2 * 0.45 * level, 0, 1, 0});  // translate x (45%)
+    default:
+      return warp(img, {1, 0, 0, 0, 1, sign * 2 * 0.45 * level * h / w});  // translate y
   }
 }
 
@@ -72,9 +80,9 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, double 
   if ((!mixup && !cutmix) || images.size(0) < 2) return out;
   const bool use_cutmix = cutmix && (!mixup || uniform(gen) < 0.5);
   at::NoGradGuard no_grad;
-  at::Tensor perm = at::randperm(images.size(0), gen, at::kLong);
-  out.labels_b = labels.index_select(0, perm);
-  at::Tensor other = images.index_select(0, perm);
+  at::Tensor perm = at::randperm(images.size(0), gen, at::kLong);  // CPU generator: on the host
+  out.labels_b = labels.index_select(0, perm.to(labels.device()));
+  at::Tensor other = images.index_select(0, perm.to(images.device()));
   if (!use_cutmix) {
     out.lambda = beta_sample(mixup_alpha, gen);
     out.images = out.lambda * images + (1 - out.lambda) * other;
@@ -85,8 +93,10 @@ MixedBatch mix_batch(const at::Tensor& images, const at::Tensor& labels, double 
   const double cut = std::sqrt(1.0 - lam);
   const int64_t ch = int64_t(H * cut), cw = int64_t(W * cut);
   const int64_t cy = uniform_int(gen, H), cx = uniform_int(gen, W);
-  const int64_t y0 = std::clamp<int64_t>(cy - ch / 2, 0, H), y1 = std::clamp<int64_t>(cy + ch / 2, 0, H);
-  const int64_t x0 = std::clamp<int64_t>(cx - cw / 2, 0, W), x1 = std::clamp<int64_t>(cx + cw / 2, 0, W);
+  const int64_t y0 = std::clamp<int64_t>(cy - ch / 2, 0, H),
+                y1 = std::clamp<int64_t>(cy + ch / 2, 0, H);
+  const int64_t x0 = std::clamp<int64_t>(cx - cw / 2, 0, W),
+                x1 = std::clamp<int64_t>(cx + cw / 2, 0, W);
   using at::indexing::Slice;
   out.images = images.clone();
   out.images.index_put_({Slice(), Slice(), Slice(y0, y1), Slice(x0, x1)},
@@ -125,7 +135,7 @@ at::Tensor random_erasing(const at::Tensor& images, double p, at::Generator& gen
       if (h < 1 || w < 1 || h >= H || w >= W) continue;
       const int64_t y = uniform_int(gen, H - h + 1), x = uniform_int(gen, W - w + 1);
       out.index_put_({i, Slice(), Slice(y, y + h), Slice(x, x + w)},
-                     at::rand({images.size(1), h, w}, gen, images.options()));
+                     attack::host_rand({images.size(1), h, w}, gen, images.options()));
       break;
     }
   }

@@ -65,6 +65,15 @@ at::Tensor perturbation_norm(const at::Tensor& delta, Norm norm);
 // projected into the box.
 at::Tensor random_start(const at::Tensor& x, Norm norm, double eps, at::Generator& gen);
 
+// Random tensors for `options` (any device) drawn from `gen`, the default CPU generator of the
+// attacks and of training, on the host and then moved: a CUDA kernel refuses a CPU generator, and
+// drawn this way the same seed gives the same draws on every device, and the CPU generator's
+// state, which checkpoints keep, covers them.
+at::Tensor host_rand(at::IntArrayRef sizes, at::Generator& gen, const at::TensorOptions& options);
+at::Tensor host_randn(at::IntArrayRef sizes, at::Generator& gen, const at::TensorOptions& options);
+at::Tensor host_randint(int64_t low, int64_t high, at::IntArrayRef sizes, at::Generator& gen,
+                        const at::TensorOptions& options);
+
 // ---- PGD ------------------------------------------------------------------------------------
 struct PgdOptions {
   TORCH_ARG(Norm, norm) = Norm::kLinf;
