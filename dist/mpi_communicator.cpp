@@ -165,12 +165,14 @@ class MpiCommunicator : public Communicator {
     }
     // Without the thread, requests still in flight are completed here: a Work waited later must
     // not reach the freed communicator or watchdog (nor may MPI_Comm_free cut a collective off).
+    int finalized_before = 0;
+    MPI_Finalized(&finalized_before);
     for (auto& w : outstanding_) {
-      if (auto live = w.lock()) {
-        try {
-          live->wait();
-        } catch (...) {  // a destructor cannot throw; the Work rethrows nothing later (done)
-        }
+      auto live = w.lock();
+      if (!live || finalized_before) continue;
+      try {
+        live->wait();
+      } catch (...) {  // a destructor cannot throw; a failed Work is done (not waited again)
       }
     }
     watchdog_.reset();
@@ -265,13 +267,14 @@ class MpiCommunicator : public Communicator {
         : dog_(dog), finish_(std::move(finish)), rank_(rank) {}
     void wait() override {
       if (done_) return;
+      done_ = true;  // once, failed or not: a failed request is not waited again (nor after the
+                     // communicator is gone)
       {
         WatchScope watch(dog_, "all_reduce");
         io::TraceScope traced("MPI_Wait all_reduce", "comm");
         mpi_check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait (all_reduce)", rank_);
       }
       finish_();
-      done_ = true;
     }
     bool done() const { return done_; }
     MPI_Request request = MPI_REQUEST_NULL;

@@ -14,7 +14,7 @@
 #      - 2 ranks on one GPU with --grad-backend mpi vs 1 rank, 20 SGD steps (the dp equivalence
 #        test's run: softplus, batch 64, lr 0.01), weights within 1e-5 relative (the CPU tests');
 #      - GPU vs CPU after the same 20 SGD steps (max relative weight difference; 1e-5 as above);
-#      - exact resume on the GPU: PGD-AT 10 steps + resume 10 vs 20 straight (1e-5 as above);
+#      - exact resume on the GPU: wrn16-4 with dropout, 10 steps + resume 10 vs 20 straight (1e-5);
 #      - resnet50 at 224 px on synthetic data, step time fp32 vs bf16 in lmt and in Python PyTorch
 #        from the same wheel (bench/python/resnet50_step.py);
 #      - LMT / cross-entropy step-time ratio on GPU (from the two Fashion-MNIST rows).
@@ -222,27 +222,36 @@ else
   row_failed "GPU vs CPU, 20 SGD steps" "time budget"
 fi
 
-# Exact resume on the GPU: PGD-AT, whose random starts are drawn from the GPU's generator, 20
+# Exact resume on the GPU: wrn16-4 with dropout, whose masks come from the GPU's generator, 20
 # steps straight vs 10, stop (exit 3), resume for 10; weights within 1e-5 as above. A resume that
-# restarted the GPU generator would draw other starts for steps 11..20.
-RS=(--device cuda --loss pgd-at --eps 0.1 --attack-steps 3)
+# restarted the GPU generator would draw other masks for steps 11..20.
+RS_ARGS=(train --data "$FM" --model wrn16-4 --model-option dropout=0.3 --optimizer sgd --lr 0.01
+         --batch-size 64 --seed 11 --log-every 1000 --max-steps 20 --device cuda)
+run_rs() {  # run_rs NAME lmt-args...
+  local name=$1
+  shift
+  timeout 180 "$LMT" "${RS_ARGS[@]}" --out "$WORK/$name" "$@" >"$WORK/$name.log" 2>&1
+}
 if budget_left; then
-  run_eq rs-straight 1 "${RS[@]}"
+  run_rs rs-straight
   a=$?
-  run_eq rs-split 1 "${RS[@]}" --stop-after-steps 10
+  run_rs rs-split --stop-after-steps 10
   b=$?
   cp "$WORK/rs-split.log" "$WORK/rs-first.log" 2>/dev/null
-  run_eq rs-split 1 "${RS[@]}" --resume auto
+  run_rs rs-split --resume auto
   c=$?
-  if [ $a = 0 ] && [ $b = 3 ] && [ $c = 0 ]; then
-    compare_row "GPU exact resume, PGD-AT 10+10 vs 20 steps" rs-split rs-straight
+  if [ $a = 0 ] && [ $b = 3 ] && [ $c = 0 ] &&
+     ! grep -q "resuming from .*step-000010" "$WORK/rs-split.log"; then
+    row_failed "GPU exact resume, dropout, 10+10 vs 20 steps" "the second run did not resume from step 10"
+  elif [ $a = 0 ] && [ $b = 3 ] && [ $c = 0 ]; then
+    compare_row "GPU exact resume, dropout, 10+10 vs 20 steps" rs-split rs-straight
   else
-    row_failed "GPU exact resume, PGD-AT 10+10 vs 20 steps" \
-      "exit codes $a, $b, $c (want 0, 3, 0): $(reason "$WORK/rs-split.log")"
+    row_failed "GPU exact resume, dropout, 10+10 vs 20 steps" \
+      "exit codes $a, $b, $c (want 0, 3, 0): $(reason "$WORK/$([ $a != 0 ] && echo rs-straight || echo rs-split).log")"
   fi
   for n in rs-straight rs-first rs-split; do keep_log "$n" "$WORK/$n.log"; done
 else
-  row_failed "GPU exact resume, PGD-AT 10+10 vs 20 steps" "time budget"
+  row_failed "GPU exact resume, dropout, 10+10 vs 20 steps" "time budget"
 fi
 
 # resnet50, 224 px, synthetic: lmt (images/s of its loop over R50_STEPS steps) and Python.

@@ -69,6 +69,16 @@ Trainer::Trainer(TrainOptions options, std::shared_ptr<dist::Communicator> comm)
 
   const std::string train_file = o.data_dir() + "/train.h5", test_file = o.data_dir() + "/test.h5";
   s.device = resolve_device(o.device(), dist::RankEnv::from_environment().local_rank);
+  if (s.comm->size() > 1) {
+    // Every rank computes on the same kind of device: the gradient backend and the checkpoint's
+    // per-rank GPU generator states (gathered from every rank) assume it.
+    const auto kinds = dist::all_gather_strings(*s.comm, s.device.is_cpu() ? "cpu" : "cuda");
+    for (size_t r = 1; r < kinds.size(); ++r)
+      if (kinds[r] != kinds[0])
+        throw TrainError("--device " + o.device() + ": rank 0 computes on " + kinds[0] +
+                         " but rank " + std::to_string(r) + " on " + kinds[r] +
+                         " (a node without a visible GPU?); every rank must use the same kind");
+  }
   s.train_loader = make_loader(o, *s.comm, train_file, /*training=*/true, s.device);
   s.test_loader = make_loader(o, *s.comm, test_file, /*training=*/false, s.device);
   {
