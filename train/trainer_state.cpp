@@ -14,10 +14,12 @@
 
 namespace lmt::train {
 
-static at::Tensor cpu_rng_state() {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
+// The state of a device's default generator (the CPU's: the Mersenne twister; a GPU's: seed and
+// Philox offset), read through at::globalContext(), which reaches a GPU's without CUDA headers.
+static at::Tensor rng_state(at::Device device) {
+  at::Generator generator = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
+  return generator.get_state().contiguous();
 }
 
 // `state` is a row of the checkpoint's [ranks, bytes] table: cloned into storage of its own.
@@ -25,22 +27,7 @@ static at::Tensor cpu_rng_state() {
 // which adds the byte view's storage offset in units of the 5056-byte struct: any row but the
 // first points far past the table (checked against the torch 2.11 wheel: a segfault in a small
 // program; "Invalid mt19937 state" on rank 1 of a resumed 2-rank run). LibTorch 1.13 reads bytes.
-static void set_cpu_rng_state(const at::Tensor& state) {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state.clone(at::MemoryFormat::Contiguous));
-}
-
-// The default generator of a GPU (at::globalContext() reaches it without CUDA headers); its state
-// is the seed and the Philox offset. Undefined for the CPU.
-static at::Tensor device_rng_state(at::Device device) {
-  if (device.is_cpu()) return {};
-  at::Generator generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state().contiguous();
-}
-
-static void set_device_rng_state(at::Device device, const at::Tensor& state) {
+static void set_rng_state(at::Device device, const at::Tensor& state) {
   at::Generator generator = at::globalContext().defaultGenerator(device);
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(state.clone(at::MemoryFormat::Contiguous));
@@ -94,11 +81,11 @@ void Trainer::State::restore() {
   best_value = saved.best_value;
   best_epoch = saved.best_epoch;
   load_checkpoint_optimizer(dir, *optimizer);
-  set_cpu_rng_state(saved.rng_states[comm->rank()]);
+  set_rng_state(at::kCPU, saved.rng_states[comm->rank()]);
   // A GPU run continues its GPU generator too. A run that changed device (allowed: --device is
   // operational) starts the new device's generator from --seed, as at step 0, and says so.
   if (!device.is_cpu() && saved.device_rng_states.defined()) {
-    set_device_rng_state(device, saved.device_rng_states[comm->rank()]);
+    set_rng_state(device, saved.device_rng_states[comm->rank()]);
   } else if (!device.is_cpu() || saved.device_rng_states.defined()) {
     message(std::string("resume: the checkpoint was written on ") +
             (saved.device_rng_states.defined() ? "a GPU" : "the CPU") + ", this run is on " +
@@ -153,7 +140,7 @@ void Trainer::State::finish_trace() {
 std::string Trainer::State::checkpoint() {
   io::TraceScope traced("checkpoint", "step");
   read_figures();  // the host sums below, and no checkpoint of a diverged run
-  at::Tensor rng = cpu_rng_state().contiguous();
+  at::Tensor rng = rng_state(at::kCPU);
   at::Tensor local_sums = at::tensor(
       std::vector<double>{loss_sum, correct, seen, window_loss_sum, window_correct, window_seen},
       at::kDouble);
@@ -167,9 +154,11 @@ std::string Trainer::State::checkpoint() {
   state.steps_per_epoch = steps_per_epoch;
   state.train_samples = train_loader->info().size;
   state.rng_states = comm->size() > 1 ? comm->all_gather(rng) : rng.unsqueeze(0);
-  if (at::Tensor device_rng = device_rng_state(device); device_rng.defined())
+  if (!device.is_cpu()) {
+    at::Tensor device_rng = rng_state(device);
     state.device_rng_states =
         comm->size() > 1 ? comm->all_gather(device_rng) : device_rng.unsqueeze(0);
+  }
   state.epoch_sums = comm->size() > 1 ? comm->all_gather(local_sums) : local_sums.unsqueeze(0);
   state.config = run_config(options);
   state.run_id = run_id;
